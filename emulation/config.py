@@ -1,0 +1,33 @@
+"""The emulator's settings, defaulting to LocalStack's so existing LocalStack set-ups work unchanged."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 4566
+    account_id: str = field(default_factory=lambda: _env("SAGELOCAL_ACCOUNT_ID", "000000000000"))
+    region: str = field(default_factory=lambda: _env("SAGELOCAL_REGION", "us-east-1"))
+    access_key_id: str = field(default_factory=lambda: _env("SAGELOCAL_ACCESS_KEY_ID", "test"))
+    secret_access_key: str = field(default_factory=lambda: _env("SAGELOCAL_SECRET_ACCESS_KEY", "test"))
+    #: Where job directories (the container's /opt/ml) and endpoint model copies live.
+    data_dir: Path = field(
+        default_factory=lambda: Path(
+            _env("SAGELOCAL_DATA_DIR", os.path.join(tempfile.gettempdir(), "sagelocal"))
+        )
+    )
+
+    @property
+    def role_arn(self) -> str:
+        """The execution role that local runs use; any role ARN is accepted, as on a fresh account."""
+        return f"arn:aws:iam::{self.account_id}:role/SageLocalExecutionRole"

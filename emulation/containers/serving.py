@@ -1,0 +1,81 @@
+"""The serving side of the container contract: GET /ping, POST /invocations, GET /execution-parameters.
+
+One small HTTP/1.1 server per endpoint instance or transform job, in the container's own process.
+Each response goes out in a single write (and with TCP_NODELAY) because InvokeEndpoint latency is
+the number users watch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from emulation.containers.xgboost import inference, version_at_least
+from emulation.nodelay import disable_nagle
+
+DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+def serve(model_dir: Path, version: str, on_listening: Callable[[int], None]) -> None:
+    try:
+        model = inference.load_model(model_dir)
+        load_error = None
+    except inference.ModelLoadError as error:
+        model, load_error = None, str(error)
+    # In batch mode the older containers print one prediction per line instead of comma-joining them.
+    lines_in_batch = os.environ.get("SAGEMAKER_BATCH") == "true" and not version_at_least(version, "1.2-2")
+    max_payload = int(float(os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6")) * 1024 * 1024)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            disable_nagle(self.connection)
+
+        def log_message(self, format, *args):  # access logs would drown the model's own log lines
+            pass
+
+        def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
+            head = (
+                f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode("latin-1")
+            self.wfile.write(head + body)
+
+        def do_GET(self):
+            if self.path == "/ping":
+                self._send(200, b"")
+            elif self.path == "/execution-parameters":
+                self._send(200, json.dumps(inference.execution_parameters()).encode(), "application/json")
+            else:
+                self._send(404, b"Not Found")
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > max(max_payload, DEFAULT_MAX_PAYLOAD_BYTES):
+                self.rfile.read(length)
+                self._send(413, b"Request Entity Too Large")
+                return
+            body = self.rfile.read(length)
+            if self.path != "/invocations":
+                self._send(404, b"Not Found")
+                return
+            if load_error is not None:
+                self._send(500, f"Unable to load model: {load_error}".encode())
+                return
+            result = inference.invoke(
+                model, body, self.headers.get("Content-Type"), self.headers.get("Accept"), version
+            )
+            body = result.body
+            if lines_in_batch and result.status == 200 and result.content_type.startswith("text/csv"):
+                body = body.replace(b",", b"\n")
+            self._send(result.status, body, result.content_type)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    on_listening(server.server_address[1])
+    server.serve_forever()

@@ -1,0 +1,103 @@
+"""moto, for the services it really implements, and direct access to its state.
+
+Requests for S3, IAM, STS, CloudWatch Logs and the Lambda / API Gateway control planes go to moto's
+own WSGI application. Our services read and write the same state in-process (an S3 object is a
+dictionary lookup, not an HTTP round trip), so a training job reads what ``upload_data`` wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from moto.backends import get_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.s3.exceptions import MissingBucket
+
+from emulation.protocol import AwsError
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an S3 URI: {uri}")
+        bucket, _, key = uri[5:].partition("/")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class MotoServices:
+    """moto's WSGI app and backends for one account."""
+
+    def __init__(self, account_id: str):
+        self.account_id = account_id
+        self._app = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ: dict[str, Any], start_response):
+        # moto picks the account per request; pin it to the emulator's account.
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
+        return self._app(environ, start_response)
+
+    def backend(self, service: str, region: str) -> Any:
+        return get_backend(service)[self.account_id][region]
+
+    # -- S3 -------------------------------------------------------------------------------------
+    @property
+    def _s3(self):
+        return get_backend("s3")[self.account_id]["aws"]
+
+    def list_objects(self, location: S3Location) -> list[tuple[str, bytes]]:
+        """All objects under a prefix as (key, bytes), like the S3Prefix data source reads them."""
+        try:
+            bucket = self._s3.get_bucket(location.bucket)
+        except MissingBucket:
+            return []
+        return [
+            (key, obj.value)
+            for key, obj in sorted(bucket.keys.items())
+            if key.startswith(location.key) and obj is not None
+        ]
+
+    def get_object(self, location: S3Location) -> bytes | None:
+        try:
+            obj = self._s3.get_object(location.bucket, location.key)
+        except MissingBucket:
+            return None
+        return obj.value if obj is not None else None
+
+    def put_object(self, location: S3Location, data: bytes) -> None:
+        try:
+            self._s3.put_object(location.bucket, location.key, data)
+        except MissingBucket as error:
+            raise AwsError(
+                "NoSuchBucket", f"The specified bucket does not exist: {location.bucket}"
+            ) from error
+
+    # -- CloudWatch Logs ------------------------------------------------------------------------
+    def log_stream(self, region: str, group: str, stream: str) -> LogStream:
+        logs = self.backend("logs", region)
+        if group not in logs.groups:
+            logs.create_log_group(group, {})
+        logs.ensure_log_stream(group, stream)
+        return LogStream(logs, group, stream)
+
+
+class LogStream:
+    """Append-only writer to one CloudWatch Logs stream."""
+
+    def __init__(self, backend, group: str, stream: str):
+        self._backend, self.group, self.stream = backend, group, stream
+
+    def write(self, *messages: str) -> None:
+        now = int(time.time() * 1000)
+        self._backend.put_log_events(
+            self.group, self.stream, [{"timestamp": now, "message": m} for m in messages]
+        )

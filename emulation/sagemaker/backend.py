@@ -1,0 +1,298 @@
+"""SageMaker's state: training jobs, models, endpoint configs, endpoints and transform jobs.
+
+Each resource keeps the very dictionary that its Describe call returns, updated in place by the
+thread that runs it, under one lock. Names, ARNs, state machines and errors follow the service.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from emulation.config import EmulatorConfig
+from emulation.containers import images
+from emulation.moto_bridge import MotoServices, S3Location
+from emulation.protocol import ValidationError
+from emulation.sagemaker.exceptions import (
+    ResourceInUse,
+    already_exists,
+    could_not_find,
+    no_s3_objects,
+)
+from emulation.sagemaker.hosting import EndpointHost
+from emulation.sagemaker.state import utcnow
+from emulation.sagemaker.training import TrainingRun
+from emulation.sagemaker.transform import TransformRun
+
+MAX_TRANSFORM_PAYLOAD_PRODUCT_MB = 100
+
+
+class SageMakerBackend:
+    def __init__(self, config: EmulatorConfig, moto: MotoServices):
+        self.config = config
+        self.moto = moto
+        self.lock = threading.RLock()
+        self.training_jobs: dict[str, TrainingRun] = {}
+        self.transform_jobs: dict[str, TransformRun] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.endpoint_configs: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, EndpointHost] = {}
+        self.tags: dict[str, list[dict[str, str]]] = {}
+        # Hook for the tuning service: called with a training job's name when it finishes.
+        self.training_listeners: list[Callable[[TrainingRun], None]] = []
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.config.account_id}:{kind}/{name.lower()}"
+
+    def shutdown(self) -> None:
+        with self.lock:
+            runs = list(self.training_jobs.values()) + list(self.transform_jobs.values())
+            hosts = list(self.endpoints.values())
+        for run in runs:
+            run.kill()
+        for host in hosts:
+            host.stop()
+
+    # -- tags ---------------------------------------------------------------------------------
+    def _remember_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
+        if tags:
+            self.tags[arn] = list(tags)
+
+    def add_tags(self, arn: str, tags: list[dict[str, str]]) -> list[dict[str, str]]:
+        with self.lock:
+            existing = {t["Key"]: t for t in self.tags.get(arn, [])}
+            existing.update({t["Key"]: t for t in tags})
+            self.tags[arn] = list(existing.values())
+            return tags
+
+    def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
+        with self.lock:
+            self.tags[arn] = [t for t in self.tags.get(arn, []) if t["Key"] not in set(keys)]
+
+    def list_tags(self, arn: str) -> list[dict[str, str]]:
+        with self.lock:
+            return list(self.tags.get(arn, []))
+
+    # -- input checks shared by training and transform -----------------------------------------
+    def require_s3_objects(self, uri: str, role_arn: str) -> None:
+        if not self.moto.list_objects(S3Location.parse(uri)):
+            raise no_s3_objects(uri, self.region, role_arn)
+
+    def resolve_image(self, uri: str) -> images.ContainerImage:
+        try:
+            return images.resolve(uri)
+        except images.UnsupportedImage as error:
+            raise ValidationError(str(error)) from error
+
+    # -- training jobs ------------------------------------------------------------------------
+    def create_training_job(self, request: dict[str, Any], tuning_job_arn: str | None = None) -> TrainingRun:
+        name = request["TrainingJobName"]
+        arn = self.arn("training-job", name)
+        algorithm = request["AlgorithmSpecification"]
+        if "TrainingImage" not in algorithm:
+            raise ValidationError(
+                "sagelocal runs training images only; AlgorithmName (marketplace algorithms) is not supported locally."
+            )
+        image = self.resolve_image(algorithm["TrainingImage"])
+        for channel in request.get("InputDataConfig", []):
+            source = channel["DataSource"].get("S3DataSource")
+            if source is None:
+                raise ValidationError(
+                    f"Channel {channel['ChannelName']}: only S3DataSource can be read locally."
+                )
+            if source["S3DataType"] != "S3Prefix":
+                raise ValidationError(
+                    f"Channel {channel['ChannelName']}: S3DataType {source['S3DataType']} is not supported locally; use S3Prefix."
+                )
+            self.require_s3_objects(source["S3Uri"], request["RoleArn"])
+        with self.lock:
+            if name in self.training_jobs:
+                raise ResourceInUse(
+                    "Training job names must be unique within an AWS account and region, and a training job "
+                    f"with this name already exists ({arn})"
+                )
+            run = TrainingRun(self, request, arn, image, tuning_job_arn)
+            self.training_jobs[name] = run
+            self._remember_tags(arn, request.get("Tags"))
+        run.start()
+        return run
+
+    def training_job(self, name: str) -> TrainingRun:
+        with self.lock:
+            run = self.training_jobs.get(name)
+        if run is None:
+            raise ValidationError("Requested resource not found.")
+        return run
+
+    def stop_training_job(self, name: str) -> None:
+        run = self.training_job(name)
+        run.request_stop()
+
+    def training_finished(self, run: TrainingRun) -> None:
+        for listener in list(self.training_listeners):
+            listener(run)
+
+    # -- models -------------------------------------------------------------------------------
+    def create_model(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["ModelName"]
+        arn = self.arn("model", name)
+        containers = (
+            [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
+        )
+        if not containers:
+            raise ValidationError("Either PrimaryContainer or Containers must be provided.")
+        for container in containers:
+            self.resolve_image(container.get("Image", ""))
+        with self.lock:
+            if name in self.models:
+                raise already_exists("model", arn)
+            self.models[name] = {
+                "ModelName": name,
+                "ModelArn": arn,
+                "PrimaryContainer": containers[0],
+                **({"Containers": containers} if "Containers" in request else {}),
+                "ExecutionRoleArn": request.get("ExecutionRoleArn"),
+                "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
+                "CreationTime": utcnow(),
+            }
+            self._remember_tags(arn, request.get("Tags"))
+        return {"ModelArn": arn}
+
+    def model(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            model = self.models.get(name)
+        if model is None:
+            raise could_not_find("model", self.arn("model", name))
+        return model
+
+    def delete_model(self, name: str) -> None:
+        self.model(name)
+        with self.lock:
+            self.models.pop(name, None)
+
+    # -- endpoint configs ---------------------------------------------------------------------
+    def create_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["EndpointConfigName"]
+        arn = self.arn("endpoint-config", name)
+        for variant in request["ProductionVariants"]:
+            self.model(variant["ModelName"])
+            if "InstanceType" not in variant and "ServerlessConfig" not in variant:
+                raise ValidationError(
+                    "Either InstanceType or ServerlessConfig must be provided for each production variant."
+                )
+        names = [v["VariantName"] for v in request["ProductionVariants"]]
+        if len(set(names)) != len(names):
+            raise ValidationError("Production variant names must be unique within an endpoint configuration.")
+        with self.lock:
+            if name in self.endpoint_configs:
+                raise already_exists("endpoint configuration", arn)
+            self.endpoint_configs[name] = {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": arn,
+                "ProductionVariants": [
+                    {"InitialVariantWeight": 1.0, **v} for v in request["ProductionVariants"]
+                ],
+                "CreationTime": utcnow(),
+                **{
+                    k: request[k]
+                    for k in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig")
+                    if k in request
+                },
+            }
+            self._remember_tags(arn, request.get("Tags"))
+        return {"EndpointConfigArn": arn}
+
+    def endpoint_config(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            config = self.endpoint_configs.get(name)
+        if config is None:
+            raise could_not_find("endpoint configuration", self.arn("endpoint-config", name))
+        return config
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self.endpoint_config(name)
+        with self.lock:
+            self.endpoint_configs.pop(name, None)
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def create_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["EndpointName"]
+        arn = self.arn("endpoint", name)
+        config = self.endpoint_config(request["EndpointConfigName"])
+        with self.lock:
+            if name in self.endpoints:
+                raise already_exists("endpoint", arn)
+            host = EndpointHost(self, name, arn)
+            self.endpoints[name] = host
+            self._remember_tags(arn, request.get("Tags"))
+        host.deploy(copy.deepcopy(config), creating=True)
+        return {"EndpointArn": arn}
+
+    def endpoint(self, name: str) -> EndpointHost:
+        with self.lock:
+            host = self.endpoints.get(name)
+        if host is None:
+            raise could_not_find("endpoint", self.arn("endpoint", name))
+        return host
+
+    def update_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        host = self.endpoint(request["EndpointName"])
+        config = self.endpoint_config(request["EndpointConfigName"])
+        status = host.description["EndpointStatus"]
+        if status not in ("InService", "Failed"):
+            raise ValidationError(
+                f'Cannot update in-progress endpoint "{host.arn}".'
+                if status in ("Creating", "Updating")
+                else f"Endpoint {host.arn} is in status {status} and cannot be updated."
+            )
+        host.deploy(copy.deepcopy(config), creating=False)
+        return {"EndpointArn": host.arn}
+
+    def delete_endpoint(self, name: str) -> None:
+        host = self.endpoint(name)
+        host.delete()
+        with self.lock:
+            self.endpoints.pop(name, None)
+
+    # -- transform jobs -----------------------------------------------------------------------
+    def create_transform_job(self, request: dict[str, Any]) -> TransformRun:
+        name = request["TransformJobName"]
+        arn = self.arn("transform-job", name)
+        model = self.model(request["ModelName"])
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        if source["S3DataType"] != "S3Prefix":
+            raise ValidationError(
+                f"S3DataType {source['S3DataType']} is not supported locally; use S3Prefix."
+            )
+        concurrency = request.get("MaxConcurrentTransforms") or 1
+        payload_mb = request.get("MaxPayloadInMB", 6)
+        if concurrency * payload_mb > MAX_TRANSFORM_PAYLOAD_PRODUCT_MB:
+            raise ValidationError(
+                f"MaxConcurrentTransforms ({concurrency}) * MaxPayloadInMB ({payload_mb}) must not exceed "
+                f"{MAX_TRANSFORM_PAYLOAD_PRODUCT_MB} MB."
+            )
+        self.require_s3_objects(source["S3Uri"], model.get("ExecutionRoleArn") or "")
+        with self.lock:
+            if name in self.transform_jobs:
+                raise ResourceInUse(
+                    "Job name must be unique within an AWS account and region, and a job with this name "
+                    f"already exists ({arn})"
+                )
+            run = TransformRun(self, request, arn, model)
+            self.transform_jobs[name] = run
+            self._remember_tags(arn, request.get("Tags"))
+        run.start()
+        return run
+
+    def transform_job(self, name: str) -> TransformRun:
+        with self.lock:
+            run = self.transform_jobs.get(name)
+        if run is None:
+            raise ValidationError(f"Could not find requested job with name {name}")
+        return run

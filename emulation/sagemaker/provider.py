@@ -1,0 +1,212 @@
+"""SageMaker's JSON 1.1 API: one handler per operation, requests validated by botocore's model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.model import OperationNotFoundError
+from werkzeug.wrappers import Request, Response
+
+from emulation.protocol import AwsError, operation_model, snake_case, to_json, validate_input
+from emulation.sagemaker.backend import SageMakerBackend
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(to_json(data), status=status, content_type=CONTENT_TYPE)
+
+
+def json_error(error: AwsError) -> Response:
+    return json_error(error, content_type=CONTENT_TYPE)
+
+
+def paginate(
+    items: Iterable[dict[str, Any]],
+    params: dict[str, Any],
+    *,
+    name_key: str,
+    status_key: str | None = None,
+    sort_keys: dict[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The List* conventions: NameContains, StatusEquals, CreationTime filters, SortBy/SortOrder, paging."""
+    rows = list(items)
+    if params.get("NameContains"):
+        rows = [r for r in rows if params["NameContains"] in r[name_key]]
+    if status_key and params.get("StatusEquals"):
+        rows = [r for r in rows if r.get(status_key) == params["StatusEquals"]]
+    for field, keep in (
+        ("CreationTimeAfter", lambda t, v: t > v),
+        ("CreationTimeBefore", lambda t, v: t < v),
+    ):
+        if field in params:
+            rows = [r for r in rows if keep(r["CreationTime"].timestamp(), float(params[field]))]
+    sort_keys = sort_keys or {
+        "Name": name_key,
+        "CreationTime": "CreationTime",
+        "Status": status_key or name_key,
+    }
+    sort_by = sort_keys.get(params.get("SortBy", "CreationTime"), "CreationTime")
+    rows.sort(
+        key=lambda r: r.get(sort_by) or "", reverse=params.get("SortOrder", "Descending") == "Descending"
+    )
+    start = int(params.get("NextToken") or 0)
+    size = int(params.get("MaxResults") or 10)
+    page = rows[start : start + size]
+    more = start + size < len(rows)
+    return page, (str(start + size) if more else None)
+
+
+class SageMakerProvider:
+    def __init__(self, backend: SageMakerBackend):
+        self.backend = backend
+        self.extra_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+    def register(self, operation: str, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Let other modules (tuning) add operations without this class knowing them."""
+        self.extra_handlers[operation] = handler
+
+    def handle(self, request: Request) -> Response:
+        operation = request.headers["X-Amz-Target"].split(".", 1)[1]
+        try:
+            model = operation_model("sagemaker", operation)
+        except OperationNotFoundError:
+            return json_error(AwsError("UnknownOperationException", f"Unknown operation {operation}"))
+        handler = self.extra_handlers.get(operation) or getattr(self, snake_case(operation), None)
+        if handler is None:
+            return json_error(
+                AwsError(
+                    "NotImplemented", f"The operation {operation} is not supported by sagelocal.", status=501
+                )
+            )
+        try:
+            params = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return json_error(
+                AwsError("SerializationException", "Start of structure or map found where not expected.")
+            )
+        try:
+            validate_input(model, params)
+            return json_response(handler(params) or {})
+        except AwsError as error:
+            return json_error(error)
+
+    # -- training jobs ------------------------------------------------------------------------
+    def create_training_job(self, params):
+        return {"TrainingJobArn": self.backend.create_training_job(params).description["TrainingJobArn"]}
+
+    def describe_training_job(self, params):
+        return self.backend.training_job(params["TrainingJobName"]).describe()
+
+    def stop_training_job(self, params):
+        self.backend.stop_training_job(params["TrainingJobName"])
+
+    def list_training_jobs(self, params):
+        with self.backend.lock:
+            jobs = [run.describe() for run in self.backend.training_jobs.values()]
+        summaries = (
+            {k: d[k] for k in ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
+                               "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus") if k in d}
+            for d in jobs
+        )  # fmt: skip
+        page, token = paginate(summaries, params, name_key="TrainingJobName", status_key="TrainingJobStatus")
+        return {"TrainingJobSummaries": page, **({"NextToken": token} if token else {})}
+
+    # -- models -------------------------------------------------------------------------------
+    def create_model(self, params):
+        return self.backend.create_model(params)
+
+    def describe_model(self, params):
+        return self.backend.model(params["ModelName"])
+
+    def delete_model(self, params):
+        self.backend.delete_model(params["ModelName"])
+
+    def list_models(self, params):
+        with self.backend.lock:
+            models = [
+                {k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")}
+                for m in self.backend.models.values()
+            ]
+        page, token = paginate(models, params, name_key="ModelName")
+        return {"Models": page, **({"NextToken": token} if token else {})}
+
+    # -- endpoint configs ---------------------------------------------------------------------
+    def create_endpoint_config(self, params):
+        return self.backend.create_endpoint_config(params)
+
+    def describe_endpoint_config(self, params):
+        return self.backend.endpoint_config(params["EndpointConfigName"])
+
+    def delete_endpoint_config(self, params):
+        self.backend.delete_endpoint_config(params["EndpointConfigName"])
+
+    def list_endpoint_configs(self, params):
+        with self.backend.lock:
+            configs = [
+                {k: c[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
+                for c in self.backend.endpoint_configs.values()
+            ]
+        page, token = paginate(configs, params, name_key="EndpointConfigName")
+        return {"EndpointConfigs": page, **({"NextToken": token} if token else {})}
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def create_endpoint(self, params):
+        return self.backend.create_endpoint(params)
+
+    def describe_endpoint(self, params):
+        return self.backend.endpoint(params["EndpointName"]).describe()
+
+    def update_endpoint(self, params):
+        return self.backend.update_endpoint(params)
+
+    def delete_endpoint(self, params):
+        self.backend.delete_endpoint(params["EndpointName"])
+
+    def list_endpoints(self, params):
+        with self.backend.lock:
+            endpoints = [host.describe() for host in self.backend.endpoints.values()]
+        summaries = (
+            {
+                k: e[k]
+                for k in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+            }
+            for e in endpoints
+        )
+        page, token = paginate(summaries, params, name_key="EndpointName", status_key="EndpointStatus")
+        return {"Endpoints": page, **({"NextToken": token} if token else {})}
+
+    # -- transform jobs -----------------------------------------------------------------------
+    def create_transform_job(self, params):
+        return {"TransformJobArn": self.backend.create_transform_job(params).description["TransformJobArn"]}
+
+    def describe_transform_job(self, params):
+        return self.backend.transform_job(params["TransformJobName"]).describe()
+
+    def stop_transform_job(self, params):
+        self.backend.transform_job(params["TransformJobName"]).request_stop()
+
+    def list_transform_jobs(self, params):
+        with self.backend.lock:
+            jobs = [run.describe() for run in self.backend.transform_jobs.values()]
+        summaries = (
+            {k: d[k] for k in ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime",
+                               "LastModifiedTime", "TransformJobStatus", "FailureReason") if k in d}
+            for d in jobs
+        )  # fmt: skip
+        page, token = paginate(
+            summaries, params, name_key="TransformJobName", status_key="TransformJobStatus"
+        )
+        return {"TransformJobSummaries": page, **({"NextToken": token} if token else {})}
+
+    # -- tags ---------------------------------------------------------------------------------
+    def add_tags(self, params):
+        return {"Tags": self.backend.add_tags(params["ResourceArn"], params["Tags"])}
+
+    def delete_tags(self, params):
+        self.backend.delete_tags(params["ResourceArn"], params["TagKeys"])
+
+    def list_tags(self, params):
+        return {"Tags": self.backend.list_tags(params["ResourceArn"])}

@@ -1,0 +1,332 @@
+"""A training job, run for real: download the channels, run the container, upload model.tar.gz.
+
+The state machine is the service's (TrainingJobStatus InProgress -> Completed | Failed | Stopping ->
+Stopped, SecondaryStatus Starting -> Downloading -> Training -> Uploading -> Completed), so boto3
+waiters, ``wait_for_job`` and ``fit(logs=True)`` work unchanged. The container's output goes to
+CloudWatch Logs as the real log driver writes it (a tab shows as ``#011``), and metrics are parsed
+from those lines with the service's own metric definitions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import shutil
+import tarfile
+import threading
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from emulation.containers import launcher
+from emulation.containers.images import ContainerImage
+from emulation.moto_bridge import S3Location
+from emulation.protocol import ValidationError
+from emulation.sagemaker.state import snapshot, utcnow
+
+if TYPE_CHECKING:
+    from emulation.sagemaker.backend import SageMakerBackend
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+#: The metrics the built-in XGBoost container can print; the service defines train: and validation:
+#: metric definitions for each of them.
+XGBOOST_METRICS = (
+    "accuracy", "auc", "aucpr", "balanced_accuracy", "cox-nloglik", "error", "f1", "f1_binary", "f1_macro",
+    "gamma-deviance", "gamma-nloglik", "logloss", "mae", "map", "mape", "merror", "mlogloss", "mse", "ndcg",
+    "poisson-nloglik", "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro",
+    "recall_micro", "rmse", "rmsle", "tweedie-nloglik",
+)  # fmt: skip
+FAILED_WITHOUT_REASON = "AlgorithmError: See job logs for more information"
+
+
+@lru_cache(maxsize=1)
+def xgboost_metric_definitions() -> tuple[dict[str, str], ...]:
+    return tuple(
+        {
+            "Name": f"{channel}:{metric}",
+            "Regex": f".*\\[[0-9]+\\].*#011{channel}-{re.escape(metric)}:{_NUMBER}.*",
+        }
+        for metric in XGBOOST_METRICS
+        for channel in ("train", "validation")
+    )
+
+
+@lru_cache(maxsize=1)
+def _metric_patterns() -> tuple[tuple[str, re.Pattern], ...]:
+    return tuple((d["Name"], re.compile(d["Regex"])) for d in xgboost_metric_definitions())
+
+
+class TrainingRun:
+    def __init__(
+        self,
+        backend: SageMakerBackend,
+        request: dict[str, Any],
+        arn: str,
+        image: ContainerImage,
+        tuning_job_arn: str | None,
+    ):
+        self.backend = backend
+        self.name = request["TrainingJobName"]
+        self.image = image
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._container: launcher.ContainerProcess | None = None
+        self.final_metrics: dict[str, float] = {}
+        created = utcnow()
+        algorithm = {
+            "TrainingInputMode": "File",
+            "EnableSageMakerMetricsTimeSeries": False,
+            **request["AlgorithmSpecification"],
+        }
+        algorithm.setdefault("MetricDefinitions", [dict(d) for d in xgboost_metric_definitions()])
+        self.description: dict[str, Any] = {
+            "TrainingJobName": self.name,
+            "TrainingJobArn": arn,
+            **({"TuningJobArn": tuning_job_arn} if tuning_job_arn else {}),
+            "ModelArtifacts": {"S3ModelArtifacts": ""},
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "HyperParameters": dict(request.get("HyperParameters", {})),
+            "AlgorithmSpecification": algorithm,
+            "RoleArn": request["RoleArn"],
+            "InputDataConfig": request.get("InputDataConfig", []),
+            "OutputDataConfig": {"KmsKeyId": "", **request["OutputDataConfig"]},
+            "ResourceConfig": request["ResourceConfig"],
+            "StoppingCondition": request["StoppingCondition"],
+            "CreationTime": created,
+            "LastModifiedTime": created,
+            "SecondaryStatusTransitions": [
+                {"Status": "Starting", "StartTime": created, "StatusMessage": "Starting the training job"}
+            ],
+            "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
+            "EnableInterContainerTrafficEncryption": request.get(
+                "EnableInterContainerTrafficEncryption", False
+            ),
+            "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
+            **{
+                k: request[k]
+                for k in ("DebugHookConfig", "ProfilerConfig", "Environment", "VpcConfig")
+                if k in request
+            },
+        }
+        self.prefix = backend.config.data_dir / "training" / f"{self.name}-{uuid.uuid4().hex[:8]}"
+        self._thread = threading.Thread(target=self._run, name=f"training-{self.name}", daemon=True)
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return self.description["TrainingJobStatus"]
+
+    def describe(self) -> dict[str, Any]:
+        with self.backend.lock:
+            return snapshot(self.description)
+
+    def _transition(self, secondary: str, message: str, **fields: Any) -> None:
+        at = utcnow()
+        with self.backend.lock:
+            transitions = self.description["SecondaryStatusTransitions"]
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = at
+            transitions.append({"Status": secondary, "StartTime": at, "StatusMessage": message})
+            self.description.update(SecondaryStatus=secondary, LastModifiedTime=at, **fields)
+
+    def _finish(self, status: str, secondary: str, message: str, **fields: Any) -> None:
+        self._transition(secondary, message, TrainingJobStatus=status, **fields)
+        with self.backend.lock:
+            transitions = self.description["SecondaryStatusTransitions"]
+            transitions[-1]["EndTime"] = transitions[-1]["StartTime"]
+            start = self.description.get("TrainingStartTime")
+            if start is not None:
+                end = self.description.setdefault("TrainingEndTime", utcnow())
+                seconds = max(1, math.ceil((end - start).total_seconds()))
+                self.description["TrainingTimeInSeconds"] = seconds
+                self.description["BillableTimeInSeconds"] = seconds
+        self.backend.training_finished(self)
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def request_stop(self, reason: str = "Stopping") -> None:
+        with self.backend.lock:
+            if self.status != "InProgress":
+                raise ValidationError(
+                    f"The request was rejected because the training job is in status {self.status}."
+                )
+            self._stop_reason = reason
+            self._stop.set()
+            self._transition("Stopping", "Stopping the training job", TrainingJobStatus="Stopping")
+            container = self._container
+        if container is not None:
+            container.kill()
+
+    def kill(self) -> None:
+        self._stop.set()
+        if self._container is not None:
+            self._container.kill()
+
+    @property
+    def training_seconds(self) -> float | None:
+        """Wall time of the algorithm itself (container start to exit), for overhead measurements."""
+        start, end = self.description.get("TrainingStartTime"), self.description.get("TrainingEndTime")
+        return (end - start).total_seconds() if start and end else None
+
+    # -- the job -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._prepare_config()
+            if self._stopped():
+                return
+            self._transition("Downloading", "Downloading input data")
+            self._download_channels()
+            if self._stopped():
+                return
+            self._transition(
+                "Training",
+                "Training image download completed. Training in progress.",
+                TrainingStartTime=utcnow(),
+            )
+            failure = self._train()
+            with self.backend.lock:
+                self.description["TrainingEndTime"] = utcnow()
+                self.description["FinalMetricDataList"] = [
+                    {"MetricName": name, "Value": value, "Timestamp": self.description["TrainingEndTime"]}
+                    for name, value in self.final_metrics.items()
+                ]
+            if self._stopped():
+                return
+            if failure is not None:
+                self._finish(
+                    "Failed", "Failed", f"Training job failed. Reason: {failure}", FailureReason=failure
+                )
+                return
+            self._transition("Uploading", "Uploading generated training model")
+            artifact = self._upload_model()
+            self._finish(
+                "Completed",
+                "Completed",
+                "Training job completed",
+                ModelArtifacts={"S3ModelArtifacts": artifact},
+            )
+        except Exception as error:  # the emulator's own failure still ends the job, never the emulator
+            self._finish(
+                "Failed", "Failed", "Training job failed", FailureReason=f"InternalServerError: {error}"
+            )
+        finally:
+            shutil.rmtree(self.prefix, ignore_errors=True)
+
+    def _stopped(self) -> bool:
+        if not self._stop.is_set():
+            return False
+        if self._stop_reason == "MaxRuntimeExceeded":
+            self._finish(
+                "Stopped",
+                "MaxRuntimeExceeded",
+                "Training job runtime exceeded MaxRuntimeInSeconds provided",
+            )
+        else:
+            self._finish("Stopped", "Stopped", "Training job stopped")
+        return True
+
+    def _prepare_config(self) -> None:
+        config = self.prefix / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (self.prefix / "model").mkdir()
+        (self.prefix / "output" / "data").mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(self.description["HyperParameters"]))
+        channels = {
+            c["ChannelName"]: {
+                "TrainingInputMode": c.get("InputMode", "File"),
+                "S3DistributionType": c["DataSource"]["S3DataSource"].get(
+                    "S3DataDistributionType", "FullyReplicated"
+                ),
+                "RecordWrapperType": c.get("RecordWrapperType", "None"),
+                **({"ContentType": c["ContentType"]} if "ContentType" in c else {}),
+            }
+            for c in self.description["InputDataConfig"]
+        }
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        )
+
+    def _download_channels(self) -> None:
+        for channel in self.description["InputDataConfig"]:
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            destination = self.prefix / "input" / "data" / channel["ChannelName"]
+            download_prefix(self.backend.moto, uri, destination)
+
+    def _train(self) -> str | None:
+        """Run the container; return its FailureReason, or None when it succeeded."""
+        stream = self.backend.moto.log_stream(
+            self.backend.region, LOG_GROUP, f"{self.name}/algo-1-{int(time.time())}"
+        )
+        limit = self.description["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)
+        timer = threading.Timer(limit, self._exceed_runtime)
+        timer.daemon = True
+        with self.backend.lock:
+            if self._stop.is_set():
+                return None
+            self._container = launcher.start_training(self.prefix, self.image)
+        timer.start()
+        try:
+            for line in self._container.lines():
+                shown = line.replace("\t", "#011")
+                stream.write(shown)
+                self._record_metrics(shown)
+            exit_code = self._container.wait()
+        finally:
+            timer.cancel()
+        if exit_code == 0:
+            return None
+        failure_file = self.prefix / "output" / "failure"
+        if failure_file.exists():
+            return failure_file.read_text()[:1024]
+        stream.write(f"The training process exited with code {exit_code}.")
+        return FAILED_WITHOUT_REASON
+
+    def _exceed_runtime(self) -> None:
+        try:
+            self.request_stop("MaxRuntimeExceeded")
+        except ValidationError:
+            pass  # finished in the meantime
+
+    def _record_metrics(self, line: str) -> None:
+        if "[" not in line:
+            return
+        for name, pattern in _metric_patterns():
+            match = pattern.match(line)
+            if match:
+                self.final_metrics[name] = float(match.group(1))
+
+    def _upload_model(self) -> str:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for path in sorted((self.prefix / "model").rglob("*")):
+                archive.add(path, arcname=str(path.relative_to(self.prefix / "model")), recursive=False)
+        output = self.description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        uri = f"{output}/{self.name}/output/model.tar.gz"
+        self.backend.moto.put_object(S3Location.parse(uri), buffer.getvalue())
+        return uri
+
+
+def download_prefix(moto, uri: str, destination: Path) -> list[Path]:
+    """Copy every object under an S3 prefix into a directory, as the S3Prefix data source does."""
+    location = S3Location.parse(uri)
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key, data in moto.list_objects(location):
+        relative = key[len(location.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
+        path = destination / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written

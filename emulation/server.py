@@ -1,0 +1,96 @@
+"""The emulator process: the edge app on one port, as a CLI server or embedded in a thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from emulation.config import EmulatorConfig
+from emulation.containers import launcher
+from emulation.edge import Edge
+from emulation.moto_bridge import MotoServices
+from emulation.nodelay import disable_nagle
+from emulation.sagemaker.backend import SageMakerBackend
+from emulation.sagemaker.provider import SageMakerProvider
+from emulation.sagemaker.runtime import RuntimeProvider
+
+
+class _RequestHandler(WSGIRequestHandler):
+    def setup(self):
+        super().setup()
+        disable_nagle(self.connection)
+
+    def log_request(self, code="-", size="-"):
+        logging.getLogger("sagelocal.emulator").debug('"%s" %s %s', self.requestline, code, size)
+
+
+class Emulator:
+    """sagelocal's local AWS on one port.
+
+    ``with Emulator(EmulatorConfig(port=0)) as emulator: ...`` runs it in a background thread on a
+    free port (``emulator.url``); ``Emulator().serve_forever()`` runs it in the foreground.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = config or EmulatorConfig()
+        self.credentials = {self.config.access_key_id: self.config.secret_access_key}
+        self.moto = MotoServices(self.config.account_id)
+        self.sagemaker = SageMakerBackend(self.config, self.moto)
+        self.edge = Edge(
+            self.config,
+            self.credentials,
+            moto_app=self.moto,
+            sagemaker=SageMakerProvider(self.sagemaker).handle,
+            sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
+        )
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+        return f"http://{host}:{self.config.port}"
+
+    def _bind(self) -> None:
+        self._server = make_server(
+            self.config.host, self.config.port, self.edge, threaded=True, request_handler=_RequestHandler
+        )
+        self._server.daemon_threads = True
+        # port 0 means "any free port": remember the one the OS gave us.
+        self.config = dataclasses.replace(self.config, port=self._server.server_port)
+        launcher.warm_up_in_background()
+
+    def start(self) -> Emulator:
+        self._bind()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="sagelocal-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._bind()
+        try:
+            self._server.serve_forever()
+        finally:
+            self.shutdown_workloads()
+
+    def shutdown_workloads(self) -> None:
+        self.sagemaker.shutdown()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.shutdown_workloads()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

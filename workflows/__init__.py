@@ -1,0 +1,1 @@
+"""sagelocal workflows: SageMaker workflows that run locally or on AWS."""

@@ -1,0 +1,79 @@
+"""1a: Boston housing with the SageMaker Python SDK (high level).
+
+Estimator -> fit(train, validation) -> batch transform of the test set -> deploy -> predict all
+test rows in one call -> delete the endpoint. SDK v1 names replaced by v2's: ``s3_input`` ->
+``TrainingInput``, ``csv_serializer`` -> ``CSVSerializer``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflows import boston
+from workflows.datasets import boston as boston_data
+from workflows.evaluation import regression_errors
+from workflows.registry import WorkflowResult
+from workflows.target import Target
+
+NAME = "boston-high-level"
+SUMMARY = "Boston housing, SageMaker SDK: Estimator.fit, batch transform, deploy, predict"
+PREFIX = "boston-xgboost-HL"
+PLAN = [
+    ("training job", f"1 x {boston.INSTANCE_TYPE}"),
+    ("model", "xgboost " + boston.XGBOOST_VERSION),
+    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {boston.INSTANCE_TYPE}"),
+]
+
+
+def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import CSVSerializer
+
+    session = target.sagemaker_session
+    split = boston_data.prepare(output_dir / "data")
+    bucket = session.default_bucket()
+    test_location = session.upload_data(str(split.test_csv), key_prefix=PREFIX)
+    validation_location = session.upload_data(str(split.validation_csv), key_prefix=PREFIX)
+    train_location = session.upload_data(str(split.train_csv), key_prefix=PREFIX)
+
+    estimator = Estimator(
+        boston.xgboost_image(target.region),
+        target.role_arn,
+        instance_count=1,
+        instance_type=boston.INSTANCE_TYPE,
+        output_path=f"s3://{bucket}/{PREFIX}/output",
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(**boston.HYPERPARAMETERS)
+    log("training (fit with logs)...")
+    estimator.fit(
+        {
+            "train": TrainingInput(train_location, content_type="text/csv"),
+            "validation": TrainingInput(validation_location, content_type="text/csv"),
+        }
+    )
+
+    log("batch transform of the test set...")
+    transformer = estimator.transformer(1, boston.INSTANCE_TYPE)
+    transformer.transform(test_location, content_type="text/csv", split_type="Line")
+    transformer.wait()
+    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
+    transformed = target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().decode()
+    batch_predictions = boston_data.parse_predictions(transformed)
+
+    log("deploying an endpoint...")
+    predictor = estimator.deploy(1, boston.INSTANCE_TYPE, serializer=CSVSerializer())
+    try:
+        endpoint_predictions = boston_data.parse_predictions(predictor.predict(split.X_test.values).decode())
+    finally:
+        # Model first: once the endpoint config is gone, Predictor.delete_model() cannot find it.
+        predictor.delete_model()
+        predictor.delete_endpoint()
+
+    metrics, plot = boston.evaluate(split, batch_predictions, output_dir, "1a high level: Median Price vs Predicted Price")
+    metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
+    job_name = estimator.latest_training_job.name
+    metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
+    return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name})

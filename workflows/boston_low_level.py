@@ -1,0 +1,123 @@
+"""1b: Boston housing with boto3 (low level): the same steps as 1a, one API call at a time.
+
+create_training_job -> wait with logs -> create_model -> create_transform_job -> wait ->
+create_endpoint_config -> create_endpoint -> wait InService -> invoke_endpoint with the test rows
+-> delete the endpoint, its config and the model (the original deleted only the endpoint).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from workflows import boston
+from workflows.datasets import boston as boston_data
+from workflows.evaluation import regression_errors
+from workflows.registry import WorkflowResult
+from workflows.target import Target
+
+NAME = "boston-low-level"
+SUMMARY = "Boston housing, boto3: create_training_job ... invoke_endpoint"
+PREFIX = "boston-xgboost-LL"
+PLAN = [
+    ("training job", f"1 x {boston.INSTANCE_TYPE}, 5 GB volume"),
+    ("model", "xgboost " + boston.XGBOOST_VERSION),
+    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {boston.INSTANCE_TYPE}"),
+]
+
+
+def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
+    session = target.sagemaker_session
+    sagemaker = target.client("sagemaker")
+    runtime = target.client("sagemaker-runtime")
+    s3 = target.client("s3")
+    bucket = target.bucket
+    split = boston_data.prepare(output_dir / "data")
+    test_location = session.upload_data(str(split.test_csv), bucket=bucket, key_prefix=PREFIX)
+    validation_location = session.upload_data(str(split.validation_csv), bucket=bucket, key_prefix=PREFIX)
+    train_location = session.upload_data(str(split.train_csv), bucket=bucket, key_prefix=PREFIX)
+
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
+    job_name = f"boston-xgboost-{stamp}"
+    image = boston.xgboost_image(target.region)
+    sagemaker.create_training_job(
+        TrainingJobName=job_name,
+        RoleArn=target.role_arn,
+        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
+        ResourceConfig={"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 86400},
+        HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
+        InputDataConfig=[_channel("train", train_location), _channel("validation", validation_location)],
+    )
+    log(f"training job {job_name} created; streaming its log...")
+    session.logs_for_job(job_name, wait=True)
+    artifacts = sagemaker.describe_training_job(TrainingJobName=job_name)["ModelArtifacts"]["S3ModelArtifacts"]
+
+    model_name = f"{job_name}-model"
+    sagemaker.create_model(
+        ModelName=model_name,
+        ExecutionRoleArn=target.role_arn,
+        PrimaryContainer={"Image": image, "ModelDataUrl": artifacts},
+    )
+
+    transform_name = f"boston-xgboost-batch-{stamp}"
+    sagemaker.create_transform_job(
+        TransformJobName=transform_name,
+        ModelName=model_name,
+        MaxConcurrentTransforms=1,
+        MaxPayloadInMB=6,
+        BatchStrategy="MultiRecord",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_location}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{bucket}/{PREFIX}/batch-transform/"},
+        TransformResources={"InstanceType": boston.INSTANCE_TYPE, "InstanceCount": 1},
+    )
+    log(f"transform job {transform_name} created; waiting...")
+    session.wait_for_transform_job(transform_name)
+    transformed = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/batch-transform/test.csv.out")["Body"].read().decode()
+    batch_predictions = boston_data.parse_predictions(transformed)
+
+    endpoint_name = f"boston-xgboost-endpoint-{stamp}"
+    config_name = f"boston-xgboost-endpoint-config-{stamp}"
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=config_name,
+        ProductionVariants=[
+            {
+                "InstanceType": boston.INSTANCE_TYPE,
+                "InitialInstanceCount": 1,
+                "InitialVariantWeight": 1,
+                "ModelName": model_name,
+                "VariantName": "AllTraffic",
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
+    log(f"endpoint {endpoint_name} creating; waiting for InService...")
+    try:
+        session.wait_for_endpoint(endpoint_name)
+        payload = "\n".join(",".join(repr(float(v)) for v in row) for row in split.X_test.values)
+        response = runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="text/csv", Body=payload)
+        endpoint_predictions = boston_data.parse_predictions(response["Body"].read().decode())
+    finally:
+        sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
+        sagemaker.delete_model(ModelName=model_name)
+
+    metrics, plot = boston.evaluate(split, batch_predictions, output_dir, "1b low level: Median Price vs Predicted Price")
+    metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
+    metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
+    return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name, "endpoint": endpoint_name})
+
+
+def _channel(name: str, uri: str) -> dict:
+    return {
+        "ChannelName": name,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
+        "ContentType": "text/csv",
+        "CompressionType": "None",
+    }

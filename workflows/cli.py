@@ -1,0 +1,157 @@
+"""``sagelocal``: run the SageMaker workflows locally or on AWS, start the emulator, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from workflows import registry
+from workflows.target import TARGET_ENV, TARGETS, TargetError, TargetSettings, open_target
+
+DEFAULT_OUTPUT = Path("sagelocal-output")
+
+DESCRIPTION = """\
+Run Amazon SageMaker workflows end to end on this machine -- train, tune, batch transform,
+deploy an endpoint, a public API in front of it -- with no Docker and no AWS account, then run
+the very same code on AWS with --target aws.
+
+workflows: {workflows}
+"""
+
+EPILOG = """\
+examples:
+  sagelocal demo                              every workflow on the embedded emulator, with a summary
+  sagelocal run boston-high-level             one workflow, local (the default target)
+  sagelocal run boston-low-level --target aws --region eu-west-1 --role-arn arn:aws:iam::123:role/SageMakerRole
+  sagelocal emulator --port 4566              the emulator alone; point any boto3 code at it with
+                                              AWS_ENDPOINT_URL=http://127.0.0.1:4566 (keys test/test)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sagelocal",
+        description=DESCRIPTION.format(workflows=", ".join(registry.WORKFLOWS)),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run one workflow",
+        description="Run one workflow. Resources it creates are removed at the end, also on failure or Ctrl-C.",
+    )
+    run.add_argument("workflow", choices=list(registry.WORKFLOWS), metavar="WORKFLOW", help=", ".join(registry.WORKFLOWS))
+    run.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=None,
+        help=f"local (default): the embedded emulator; aws: real AWS. Same as ${TARGET_ENV}.",
+    )
+    run.add_argument("--region", help="AWS region (default: AWS_REGION; required for --target aws)")
+    run.add_argument("--role-arn", help="execution role ARN (default: $SAGELOCAL_ROLE_ARN; required for aws)")
+    run.add_argument("--bucket", help="S3 bucket for data and models (default: sagemaker-<region>-<account>)")
+    run.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where plots and data go (default: %(default)s)")
+    run.add_argument("--keep", action="store_true", help="do not remove the created resources at the end")
+
+    demo = commands.add_parser(
+        "demo", help="run every workflow locally and print a summary", description="Run every workflow on one embedded emulator."
+    )
+    demo.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where plots go (default: %(default)s)")
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the emulator in the foreground",
+        description="Serve S3, IAM, STS, CloudWatch Logs, SageMaker (jobs, endpoints, runtime), Lambda and API "
+        "Gateway on one port, speaking the AWS wire protocols. Credentials: test / test, account 000000000000.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 in containers)")
+    emulator.add_argument("--port", type=int, default=4566, help="port (default: %(default)s, LocalStack's)")
+    return parser
+
+
+def _quiet_sdk() -> None:
+    """The SDK's INFO chatter (config-file discovery, v3 nag) hides the workflow's own progress."""
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("sagemaker", "sagemaker.config", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_workflow(name: str, settings: TargetSettings, output: Path) -> tuple[registry.WorkflowResult, float]:
+    module = registry.load(name)
+    started = time.perf_counter()
+    with open_target(settings) as target:
+        print(f"== {name}: {module.SUMMARY} (target {target.name})")
+        result = module.run(target, output / name)
+    return result, time.perf_counter() - started
+
+
+def _print_result(result: registry.WorkflowResult, seconds: float) -> None:
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    print(f"== {result.workflow} done in {seconds:.1f} s: {figures}")
+    for plot in result.plots:
+        print(f"   plot: {plot}")
+
+
+def _demo(output: Path) -> int:
+    from emulation import Emulator, EmulatorConfig
+
+    rows = []
+    with Emulator(EmulatorConfig(port=0)) as emulator:
+        settings = TargetSettings(name="local", endpoint_url=emulator.url)
+        print(f"sagelocal emulator at {emulator.url}")
+        for name in registry.WORKFLOWS:
+            try:
+                result, seconds = run_workflow(name, settings, output)
+            except Exception as error:  # the summary says which workflow failed and why
+                print(f"== {name} FAILED: {error}", file=sys.stderr)
+                rows.append((name, f"FAILED: {error}"[:60], "-", "-"))
+                continue
+            _print_result(result, seconds)
+            metric = next(iter(result.metrics.items()))
+            rows.append((name, f"{metric[0]} {metric[1]:.3f}", f"{seconds:.1f} s", str(result.plots[0]) if result.plots else "-"))
+    headers = ("workflow", "metric", "wall time", "plot")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
+    print()
+    for row in [headers, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 1 if any(r[1].startswith("FAILED") for r in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_sdk()
+    if args.command == "emulator":
+        from emulation import Emulator, EmulatorConfig
+
+        emulator = Emulator(EmulatorConfig(host=args.host, port=args.port))
+        print(f"sagelocal emulator listening on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            emulator.serve_forever()
+        return 0
+    if args.command == "demo":
+        return _demo(args.output)
+    try:
+        settings = TargetSettings.from_environment(
+            name=args.target, region=args.region, role_arn=args.role_arn, bucket=args.bucket, keep=args.keep
+        )
+        result, seconds = run_workflow(args.workflow, settings, args.output)
+    except TargetError as error:
+        print(f"sagelocal: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sagelocal: interrupted; created resources were cleaned up", file=sys.stderr)
+        return 130
+    _print_result(result, seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

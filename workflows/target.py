@@ -1,0 +1,236 @@
+"""The cloud switch: the one place that decides whether a workflow talks to sagelocal or to AWS.
+
+Workflow code receives a :class:`Target` and builds nothing itself. ``local`` (the default) starts
+an embedded emulator, or attaches to a running one, and points every SDK at it through the
+standard ``AWS_ENDPOINT_URL`` configuration with throwaway credentials. ``aws`` uses the normal
+credential chain and refuses to start without a role ARN and a region. The ``--target`` flag and
+the ``SAGELOCAL_TARGET`` environment variable are one setting.
+
+The SageMaker SDK's traps are handled here, for the local target only: ``default_bucket()`` would
+call the real regional STS endpoint (so the bucket is passed in), ``fit()`` sends telemetry to a
+real S3 host (opted out), and the SDK's fixed poll sleeps (5 s before every describe, 30 s before
+an endpoint's first describe, 10 s per log loop) would dominate a local run, so ``sagemaker.session``
+is given a clock whose ``sleep`` advances virtual time (see shared/spec/sdk-v2-calls.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import boto3
+
+from workflows.cleanup import ResourceTracker
+
+TARGET_ENV = "SAGELOCAL_TARGET"
+TARGETS = ("local", "aws")
+#: Attach to an already running emulator (e.g. `docker compose up`) instead of starting one.
+ENDPOINT_ENV = "SAGELOCAL_ENDPOINT"
+ROLE_ENV = "SAGELOCAL_ROLE_ARN"
+BUCKET_ENV = "SAGELOCAL_BUCKET"
+TELEMETRY_OPT_OUT = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+class TargetError(RuntimeError):
+    """The target cannot be used as configured; raised before anything is created."""
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    name: str = "local"
+    region: str | None = None
+    role_arn: str | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    keep: bool = False
+
+    @classmethod
+    def from_environment(cls, **overrides) -> TargetSettings:
+        """Flags win over the environment; unset flags (None) fall back to it."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        name = given.pop("name", None) or os.environ.get(TARGET_ENV) or "local"
+        if name not in TARGETS:
+            raise TargetError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)} (flag --target or ${TARGET_ENV})")
+        region = given.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return cls(
+            name=name,
+            region=region,
+            role_arn=given.pop("role_arn", None) or os.environ.get(ROLE_ENV),
+            bucket=given.pop("bucket", None) or os.environ.get(BUCKET_ENV),
+            endpoint_url=given.pop("endpoint_url", None) or os.environ.get(ENDPOINT_ENV),
+            **given,
+        )
+
+
+@dataclass
+class Target:
+    """What a workflow needs: sessions for boto3 and the SageMaker SDK, a role, a bucket."""
+
+    name: str
+    region: str
+    role_arn: str
+    bucket: str
+    boto_session: boto3.Session
+    sagemaker_session: object  # sagemaker.Session; imported lazily, the SDK is slow to import
+    tracker: ResourceTracker
+    endpoint_url: str | None = None
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.boto_session.client(service)
+        return self._clients[service]
+
+
+class VirtualClock:
+    """Stands in for the ``time`` module inside ``sagemaker.session`` on the local target.
+
+    ``sleep(s)`` really sleeps at most ``real_poll`` seconds and advances ``time()`` by the rest,
+    so the SDK's loops keep their logic (describe every 30 s of *their* time) at local speed.
+    """
+
+    def __init__(self, real_poll: float = 0.05):
+        self.real_poll = real_poll
+        self.offset = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        real = min(seconds, self.real_poll)
+        time.sleep(real)
+        self.offset += max(0.0, seconds - real)
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def _patched_sdk_clock() -> Iterator[VirtualClock]:
+    import sagemaker.session as sdk_session
+
+    clock = VirtualClock()
+    original = sdk_session.time
+    sdk_session.time = clock
+    try:
+        yield clock
+    finally:
+        sdk_session.time = original
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _sagemaker_session(boto_session: boto3.Session, bucket: str):
+    import sagemaker
+
+    return sagemaker.Session(boto_session=boto_session, default_bucket=bucket, sagemaker_config=TELEMETRY_OPT_OUT)
+
+
+@contextlib.contextmanager
+def open_target(settings: TargetSettings, log=print) -> Iterator[Target]:
+    """Yield a ready Target; on exit remove every resource the run created (unless ``keep``)."""
+    opener = _open_local if settings.name == "local" else _open_aws
+    with opener(settings, log) as target:
+        try:
+            yield target
+        finally:
+            if settings.keep:
+                log(f"--keep: leaving {len(target.tracker.created)} resource(s) in place")
+            else:
+                target.tracker.cleanup(log)
+
+
+@contextlib.contextmanager
+def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
+    from emulation import Emulator, EmulatorConfig
+
+    with contextlib.ExitStack() as stack:
+        config = EmulatorConfig(port=0)
+        url = settings.endpoint_url
+        if url is None:
+            emulator = stack.enter_context(Emulator(config))
+            url = emulator.url
+            log(f"sagelocal emulator started at {url}")
+        else:
+            log(f"using the sagelocal emulator at {url}")
+        region = settings.region or config.region
+        stack.enter_context(
+            _environment(
+                AWS_ENDPOINT_URL=url,
+                AWS_ACCESS_KEY_ID=config.access_key_id,
+                AWS_SECRET_ACCESS_KEY=config.secret_access_key,
+                AWS_SESSION_TOKEN=None,
+                AWS_PROFILE=None,
+                AWS_DEFAULT_REGION=region,
+                AWS_REGION=region,
+            )
+        )
+        stack.enter_context(_patched_sdk_clock())
+        boto_session = boto3.Session(region_name=region)
+        tracker = ResourceTracker(boto_session)
+        bucket = settings.bucket or f"sagemaker-{region}-{config.account_id}"
+        s3 = boto_session.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+        yield Target(
+            name="local",
+            region=region,
+            role_arn=settings.role_arn or config.role_arn,
+            bucket=bucket,
+            boto_session=boto_session,
+            sagemaker_session=_sagemaker_session(boto_session, bucket),
+            tracker=tracker,
+            endpoint_url=url,
+        )
+
+
+@contextlib.contextmanager
+def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
+    missing = [what for what, value in (("--region (or AWS_REGION)", settings.region),
+                                        (f"--role-arn (or {ROLE_ENV})", settings.role_arn)) if not value]  # fmt: skip
+    if missing:
+        raise TargetError(
+            "the aws target needs " + " and ".join(missing) + ": an execution role SageMaker and Lambda can assume, "
+            "and the region to create resources in"
+        )
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        raise TargetError("AWS_ENDPOINT_URL is set: unset it to reach real AWS (it points the SDKs elsewhere)")
+    boto_session = boto3.Session(region_name=settings.region)
+    if boto_session.get_credentials() is None:
+        raise TargetError(
+            "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role)"
+        )
+    bucket = settings.bucket
+    if bucket is None:
+        account = boto_session.client("sts").get_caller_identity()["Account"]
+        bucket = f"sagemaker-{settings.region}-{account}"
+    log(f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}")
+    yield Target(
+        name="aws",
+        region=settings.region,
+        role_arn=settings.role_arn,
+        bucket=bucket,
+        boto_session=boto_session,
+        sagemaker_session=_sagemaker_session(boto_session, bucket),
+        tracker=ResourceTracker(boto_session),
+    )
