@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflows.datasets import boston
-from workflows.evaluation import plot_predicted_vs_actual, regression_errors
+from workflows.evaluation import plot_predicted_vs_actual, plot_tuning_progress, regression_errors
 
 XGBOOST_VERSION = "1.7-1"
 INSTANCE_TYPE = "ml.m4.xlarge"
@@ -42,3 +42,19 @@ def final_metric(target, job_name: str, metric: str) -> float:
     described = target.client("sagemaker").describe_training_job(TrainingJobName=job_name)
     values = {m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])}
     return values.get(metric, float("nan"))
+
+
+def plot_tuning(objectives_by_job: dict[str, float | None], output_dir: Path, title: str) -> Path:
+    """Objective per child job in launch order (child names carry their launch number)."""
+    ordered = [objectives_by_job[name] for name in sorted(objectives_by_job)]
+    return plot_tuning_progress(ordered, output_dir / "tuning-progress.png", title, minimize=True)
+
+
+def csv_channel(name: str, uri: str) -> dict:
+    """A text/csv S3Prefix channel for create_training_job / create_hyper_parameter_tuning_job."""
+    return {
+        "ChannelName": name,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
+        "ContentType": "text/csv",
+        "CompressionType": "None",
+    }

@@ -49,7 +49,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         ResourceConfig={"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 86400},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
-        InputDataConfig=[_channel("train", train_location), _channel("validation", validation_location)],
+        InputDataConfig=[boston.csv_channel("train", train_location), boston.csv_channel("validation", validation_location)],
     )
     log(f"training job {job_name} created; streaming its log...")
     session.logs_for_job(job_name, wait=True)
@@ -113,11 +113,3 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
     return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name, "endpoint": endpoint_name})
 
-
-def _channel(name: str, uri: str) -> dict:
-    return {
-        "ChannelName": name,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
-        "ContentType": "text/csv",
-        "CompressionType": "None",
-    }

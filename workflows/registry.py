@@ -11,6 +11,8 @@ from types import ModuleType
 WORKFLOWS: dict[str, str] = {
     "boston-high-level": "workflows.boston_high_level",
     "boston-low-level": "workflows.boston_low_level",
+    "boston-tuning-high-level": "workflows.boston_tuning_high_level",
+    "boston-tuning-low-level": "workflows.boston_tuning_low_level",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from emulation.config import EmulatorConfig
@@ -17,14 +17,16 @@ from emulation.moto_bridge import MotoServices, S3Location
 from emulation.protocol import ValidationError
 from emulation.sagemaker.exceptions import (
     ResourceInUse,
+    ResourceNotFound,
     already_exists,
     could_not_find,
     no_s3_objects,
 )
 from emulation.sagemaker.hosting import EndpointHost
 from emulation.sagemaker.state import utcnow
-from emulation.sagemaker.training import TrainingRun
+from emulation.sagemaker.training import TrainingObserver, TrainingRun
 from emulation.sagemaker.transform import TransformRun
+from emulation.sagemaker.tuning import TuningRun, validate_config
 
 MAX_TRANSFORM_PAYLOAD_PRODUCT_MB = 100
 
@@ -39,9 +41,8 @@ class SageMakerBackend:
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, EndpointHost] = {}
+        self.tuning_jobs: dict[str, TuningRun] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
-        # Hook for the tuning service: called with a training job's name when it finishes.
-        self.training_listeners: list[Callable[[TrainingRun], None]] = []
 
     @property
     def region(self) -> str:
@@ -52,7 +53,7 @@ class SageMakerBackend:
 
     def shutdown(self) -> None:
         with self.lock:
-            runs = list(self.training_jobs.values()) + list(self.transform_jobs.values())
+            runs = [*self.tuning_jobs.values(), *self.training_jobs.values(), *self.transform_jobs.values()]
             hosts = list(self.endpoints.values())
         for run in runs:
             run.kill()
@@ -91,7 +92,9 @@ class SageMakerBackend:
             raise ValidationError(str(error)) from error
 
     # -- training jobs ------------------------------------------------------------------------
-    def create_training_job(self, request: dict[str, Any], tuning_job_arn: str | None = None) -> TrainingRun:
+    def create_training_job(
+        self, request: dict[str, Any], tuning_job_arn: str | None = None, observer: TrainingObserver | None = None
+    ) -> TrainingRun:
         name = request["TrainingJobName"]
         arn = self.arn("training-job", name)
         algorithm = request["AlgorithmSpecification"]
@@ -117,7 +120,7 @@ class SageMakerBackend:
                     "Training job names must be unique within an AWS account and region, and a training job "
                     f"with this name already exists ({arn})"
                 )
-            run = TrainingRun(self, request, arn, image, tuning_job_arn)
+            run = TrainingRun(self, request, arn, image, tuning_job_arn, observer)
             self.training_jobs[name] = run
             self._remember_tags(arn, request.get("Tags"))
         run.start()
@@ -133,10 +136,6 @@ class SageMakerBackend:
     def stop_training_job(self, name: str) -> None:
         run = self.training_job(name)
         run.request_stop()
-
-    def training_finished(self, run: TrainingRun) -> None:
-        for listener in list(self.training_listeners):
-            listener(run)
 
     # -- models -------------------------------------------------------------------------------
     def create_model(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -295,4 +294,34 @@ class SageMakerBackend:
             run = self.transform_jobs.get(name)
         if run is None:
             raise ValidationError(f"Could not find requested job with name {name}")
+        return run
+
+    # -- hyperparameter tuning jobs -----------------------------------------------------------
+    def create_tuning_job(self, request: dict[str, Any]) -> TuningRun:
+        name = request["HyperParameterTuningJobName"]
+        definition = request.get("TrainingJobDefinition")
+        if definition is None:
+            raise ValidationError("TrainingJobDefinition is required (TrainingJobDefinitions is not supported locally).")
+        validate_config(request["HyperParameterTuningJobConfig"], definition)
+        self.resolve_image(definition["AlgorithmSpecification"].get("TrainingImage", ""))
+        for channel in definition.get("InputDataConfig", []):
+            self.require_s3_objects(channel["DataSource"]["S3DataSource"]["S3Uri"], definition["RoleArn"])
+        arn = self.arn("hyper-parameter-tuning-job", name)
+        with self.lock:
+            if name in self.tuning_jobs:
+                raise ResourceInUse(
+                    "Hyperparameter tuning job names must be unique within an AWS account and region, and a "
+                    f"hyperparameter tuning job with this name already exists ({arn})"
+                )
+            run = TuningRun(self, request, arn)
+            self.tuning_jobs[name] = run
+            self._remember_tags(arn, request.get("Tags"))
+        run.start()
+        return run
+
+    def tuning_job(self, name: str) -> TuningRun:
+        with self.lock:
+            run = self.tuning_jobs.get(name)
+        if run is None:
+            raise ResourceNotFound(f"Amazon SageMaker can't find a tuning job with name {name}")
         return run

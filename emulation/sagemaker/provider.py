@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.model import OperationNotFoundError
 from werkzeug.wrappers import Request, Response
 
-from emulation.protocol import AwsError, operation_model, snake_case, to_json, validate_input
+from emulation.protocol import AwsError, error_response, operation_model, snake_case, to_json, validate_input
 from emulation.sagemaker.backend import SageMakerBackend
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+logger = logging.getLogger("sagelocal.sagemaker")
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -20,7 +22,7 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def json_error(error: AwsError) -> Response:
-    return json_error(error, content_type=CONTENT_TYPE)
+    return error_response(error, content_type=CONTENT_TYPE)
 
 
 def paginate(
@@ -49,9 +51,9 @@ def paginate(
         "Status": status_key or name_key,
     }
     sort_by = sort_keys.get(params.get("SortBy", "CreationTime"), "CreationTime")
-    rows.sort(
-        key=lambda r: r.get(sort_by) or "", reverse=params.get("SortOrder", "Descending") == "Descending"
-    )
+    if sort_by is not None:  # None: keep the caller's order
+        descending = params.get("SortOrder", "Descending") == "Descending"
+        rows.sort(key=lambda r: r.get(sort_by) or "", reverse=descending)
     start = int(params.get("NextToken") or 0)
     size = int(params.get("MaxResults") or 10)
     page = rows[start : start + size]
@@ -62,11 +64,6 @@ def paginate(
 class SageMakerProvider:
     def __init__(self, backend: SageMakerBackend):
         self.backend = backend
-        self.extra_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
-
-    def register(self, operation: str, handler: Callable[[dict[str, Any]], Any]) -> None:
-        """Let other modules (tuning) add operations without this class knowing them."""
-        self.extra_handlers[operation] = handler
 
     def handle(self, request: Request) -> Response:
         operation = request.headers["X-Amz-Target"].split(".", 1)[1]
@@ -74,7 +71,7 @@ class SageMakerProvider:
             model = operation_model("sagemaker", operation)
         except OperationNotFoundError:
             return json_error(AwsError("UnknownOperationException", f"Unknown operation {operation}"))
-        handler = self.extra_handlers.get(operation) or getattr(self, snake_case(operation), None)
+        handler = getattr(self, snake_case(operation), None)
         if handler is None:
             return json_error(
                 AwsError(
@@ -92,6 +89,9 @@ class SageMakerProvider:
             return json_response(handler(params) or {})
         except AwsError as error:
             return json_error(error)
+        except Exception as error:  # a bug of ours answers 500 like the service, never a crashed emulator
+            logger.exception("SageMaker %s failed", operation)
+            return json_error(AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500))
 
     # -- training jobs ------------------------------------------------------------------------
     def create_training_job(self, params):
@@ -200,6 +200,63 @@ class SageMakerProvider:
             summaries, params, name_key="TransformJobName", status_key="TransformJobStatus"
         )
         return {"TransformJobSummaries": page, **({"NextToken": token} if token else {})}
+
+    # -- hyperparameter tuning jobs -----------------------------------------------------------
+    def create_hyper_parameter_tuning_job(self, params):
+        run = self.backend.create_tuning_job(params)
+        return {"HyperParameterTuningJobArn": run.description["HyperParameterTuningJobArn"]}
+
+    def describe_hyper_parameter_tuning_job(self, params):
+        return self.backend.tuning_job(params["HyperParameterTuningJobName"]).describe()
+
+    def stop_hyper_parameter_tuning_job(self, params):
+        self.backend.tuning_job(params["HyperParameterTuningJobName"]).request_stop()
+
+    def list_hyper_parameter_tuning_jobs(self, params):
+        with self.backend.lock:
+            runs = list(self.backend.tuning_jobs.values())
+        summaries = []
+        for run in runs:
+            described = run.describe()
+            config = described["HyperParameterTuningJobConfig"]
+            summaries.append(
+                {
+                    "HyperParameterTuningJobName": run.name,
+                    "HyperParameterTuningJobArn": described["HyperParameterTuningJobArn"],
+                    "HyperParameterTuningJobStatus": described["HyperParameterTuningJobStatus"],
+                    "Strategy": config["Strategy"],
+                    "CreationTime": described["CreationTime"],
+                    "LastModifiedTime": described["LastModifiedTime"],
+                    "TrainingJobStatusCounters": described["TrainingJobStatusCounters"],
+                    "ObjectiveStatusCounters": described["ObjectiveStatusCounters"],
+                    "ResourceLimits": config["ResourceLimits"],
+                    **{k: described[k] for k in ("HyperParameterTuningEndTime",) if k in described},
+                }
+            )
+        page, token = paginate(
+            summaries, params, name_key="HyperParameterTuningJobName", status_key="HyperParameterTuningJobStatus"
+        )
+        return {"HyperParameterTuningJobSummaries": page, **({"NextToken": token} if token else {})}
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, params):
+        run = self.backend.tuning_job(params["HyperParameterTuningJobName"])
+        summaries = [run.child_summary(child) for child in list(run.children)]
+        if params.get("SortBy") == "FinalObjectiveMetricValue":
+            scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
+            scored.sort(
+                key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+                reverse=params.get("SortOrder", "Descending") == "Descending",
+            )
+            params = {**params, "SortBy": "None"}
+            summaries = scored
+        page, token = paginate(
+            summaries,
+            params,
+            name_key="TrainingJobName",
+            status_key="TrainingJobStatus",
+            sort_keys={"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus", "None": None},
+        )
+        return {"TrainingJobSummaries": page, **({"NextToken": token} if token else {})}
 
     # -- tags ---------------------------------------------------------------------------------
     def add_tags(self, params):

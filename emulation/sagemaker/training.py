@@ -20,7 +20,7 @@ import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from emulation.containers import launcher
 from emulation.containers.images import ContainerImage
@@ -41,6 +41,7 @@ XGBOOST_METRICS = (
     "poisson-nloglik", "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro",
     "recall_micro", "rmse", "rmsle", "tweedie-nloglik",
 )  # fmt: skip
+_ROUND = re.compile(r"^\[([0-9]+)\]")
 FAILED_WITHOUT_REASON = "AlgorithmError: See job logs for more information"
 
 
@@ -61,6 +62,14 @@ def _metric_patterns() -> tuple[tuple[str, re.Pattern], ...]:
     return tuple((d["Name"], re.compile(d["Regex"])) for d in xgboost_metric_definitions())
 
 
+class TrainingObserver(Protocol):
+    """Who watches a job as it runs (the tuning service): per-round metrics and the end."""
+
+    def on_metric(self, run: TrainingRun, name: str, value: float, step: int) -> None: ...
+
+    def on_finish(self, run: TrainingRun) -> None: ...
+
+
 class TrainingRun:
     def __init__(
         self,
@@ -68,9 +77,11 @@ class TrainingRun:
         request: dict[str, Any],
         arn: str,
         image: ContainerImage,
-        tuning_job_arn: str | None,
+        tuning_job_arn: str | None = None,
+        observer: TrainingObserver | None = None,
     ):
         self.backend = backend
+        self.observer = observer
         self.name = request["TrainingJobName"]
         self.image = image
         self._stop = threading.Event()
@@ -146,7 +157,8 @@ class TrainingRun:
                 seconds = max(1, math.ceil((end - start).total_seconds()))
                 self.description["TrainingTimeInSeconds"] = seconds
                 self.description["BillableTimeInSeconds"] = seconds
-        self.backend.training_finished(self)
+        if self.observer is not None:
+            self.observer.on_finish(self)
 
     # -- control -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -300,12 +312,16 @@ class TrainingRun:
             pass  # finished in the meantime
 
     def _record_metrics(self, line: str) -> None:
-        if "[" not in line:
+        round_number = _ROUND.match(line)
+        if round_number is None:
             return
         for name, pattern in _metric_patterns():
             match = pattern.match(line)
             if match:
-                self.final_metrics[name] = float(match.group(1))
+                value = float(match.group(1))
+                self.final_metrics[name] = value
+                if self.observer is not None:
+                    self.observer.on_metric(self, name, value, int(round_number.group(1)))
 
     def _upload_model(self) -> str:
         buffer = io.BytesIO()

@@ -1,0 +1,473 @@
+"""The SageMaker control plane and runtime, through plain boto3 against a real emulator.
+
+Every job here really trains with xgboost in a child process and every endpoint really serves
+over HTTP; the assertions are what a user of the real service would check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import botocore.exceptions
+import numpy as np
+import pytest
+
+from workflows import boston
+from workflows.datasets import boston as boston_data
+
+ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+FAST = {**{k: str(v) for k, v in boston.HYPERPARAMETERS.items()}, "num_round": "30"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(describe, status_key: str, done=("Completed", "Failed", "Stopped"), timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = describe()
+        if described[status_key] in done:
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"still {described[status_key]} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def data(client, bucket, tmp_path_factory):
+    split = boston_data.prepare(tmp_path_factory.mktemp("boston"))
+    s3 = client("s3")
+    prefix = unique("api-tests")
+    for path in (split.train_csv, split.validation_csv, split.test_csv):
+        s3.upload_file(str(path), bucket, f"{prefix}/{path.stem}/{path.name}")
+    return split, f"s3://{bucket}/{prefix}"
+
+
+def training_request(name: str, data_uri: str, hyperparameters=None, channels=("train", "validation"), **extra):
+    return {
+        "TrainingJobName": name,
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": f"{data_uri}/output"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "HyperParameters": hyperparameters or FAST,
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data_uri}/{channel}/"}},
+                "ContentType": "text/csv",
+            }
+            for channel in channels
+        ],
+        **extra,
+    }
+
+
+def train(client, data_uri, **kwargs):
+    sagemaker = client("sagemaker")
+    name = unique("job")
+    sagemaker.create_training_job(**training_request(name, data_uri, **kwargs))
+    return wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+
+
+@pytest.fixture(scope="module")
+def trained(client, data):
+    described = train(client, data[1])
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    return described
+
+
+@pytest.fixture(scope="module")
+def model_name(client, trained):
+    name = unique("model")
+    client("sagemaker").create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": trained["ModelArtifacts"]["S3ModelArtifacts"]},
+    )
+    return name
+
+
+def deploy(client, model_name, variants=None):
+    sagemaker = client("sagemaker")
+    endpoint = unique("endpoint")
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=endpoint,
+        ProductionVariants=variants
+        or [{"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    described = wait_for(
+        lambda: sagemaker.describe_endpoint(EndpointName=endpoint), "EndpointStatus", done=("InService", "Failed")
+    )
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    return endpoint
+
+
+@pytest.fixture(scope="module")
+def endpoint(client, model_name):
+    name = deploy(client, model_name)
+    yield name
+    client("sagemaker").delete_endpoint(EndpointName=name)
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def test_training_job_completes_with_the_service_state_machine(trained):
+    assert [t["Status"] for t in trained["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Training", "Uploading", "Completed",
+    ]  # fmt: skip
+    assert trained["SecondaryStatusTransitions"][2]["StatusMessage"] == (
+        "Training image download completed. Training in progress."
+    )
+    assert trained["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"/{trained['TrainingJobName']}/output/model.tar.gz")
+    assert trained["TrainingJobArn"].endswith(f":training-job/{trained['TrainingJobName'].lower()}")
+    assert trained["BillableTimeInSeconds"] >= 1
+    metrics = {m["MetricName"]: m["Value"] for m in trained["FinalMetricDataList"]}
+    assert 2.0 < metrics["validation:rmse"] < 8.0
+    assert "train:rmse" in metrics
+
+
+def test_model_artifact_holds_only_the_xgboost_model(client, trained):
+    import io
+    import tarfile
+
+    bucket, key = trained["ModelArtifacts"]["S3ModelArtifacts"][5:].split("/", 1)
+    data = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        assert archive.getnames() == ["xgboost-model"]
+
+
+def test_training_log_has_round_lines_in_cloudwatch(client, trained):
+    logs = client("logs")
+    streams = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=trained["TrainingJobName"] + "/"
+    )["logStreams"]
+    assert len(streams) == 1 and streams[0]["logStreamName"].startswith(trained["TrainingJobName"] + "/algo-1-")
+    events = logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=streams[0]["logStreamName"], startFromHead=True
+    )["events"]
+    messages = [e["message"] for e in events]
+    assert any(m.startswith("[0]#011train-rmse:") and "#011validation-rmse:" in m for m in messages)
+
+
+def test_duplicate_training_job_is_refused(client, data, trained):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_training_job(**training_request(trained["TrainingJobName"], data[1]))
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ResourceInUse"
+    assert error["Message"].startswith("Training job names must be unique within an AWS account and region")
+
+
+def test_unknown_training_job(client):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").describe_training_job(TrainingJobName="does-not-exist")
+    assert raised.value.response["Error"] == {"Code": "ValidationException", "Message": "Requested resource not found."}
+
+
+def test_invalid_name_is_refused_with_the_model_pattern(client, data):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_training_job(**training_request("bad_name!", data[1]))
+    message = raised.value.response["Error"]["Message"]
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert message.startswith("1 validation error detected: Value 'bad_name!' at 'trainingJobName' failed to satisfy")
+    assert "regular expression pattern" in message
+
+
+def test_empty_input_prefix_is_refused(client, bucket):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_training_job(**training_request(unique("job"), f"s3://{bucket}/nothing-here"))
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert raised.value.response["Error"]["Message"].startswith(
+        f'No S3 objects found under S3 URL "s3://{bucket}/nothing-here/train/"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "reason"),
+    [
+        ({"max_depth": "5"}, "Missing required hyperparameter: num_round"),
+        ({"num_round": "10", "bogus": "1"}, "Extraneous hyperparameter found: bogus"),
+        ({"num_round": "10", "eta": "1.5"}, "Hyperparameter eta: 1.5 is not in [0, 1]"),
+        ({"num_round": "10", "max_depth": "6.0"}, "Hyperparameter max_depth: could not parse value"),
+    ],
+)
+def test_bad_hyperparameters_fail_the_job_with_the_container_message(client, data, hyperparameters, reason):
+    described = train(client, data[1], hyperparameters=hyperparameters)
+    assert described["TrainingJobStatus"] == "Failed"
+    assert reason in described["FailureReason"]
+    assert described["SecondaryStatus"] == "Failed"
+
+
+def test_missing_train_channel_fails_the_job(client, data):
+    described = train(client, data[1], channels=("validation",))
+    assert described["TrainingJobStatus"] == "Failed"
+    assert "Missing required channel: train" in described["FailureReason"]
+
+
+def test_stop_training_job(client, data):
+    sagemaker = client("sagemaker")
+    name = unique("job")
+    slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
+    sagemaker.create_training_job(**training_request(name, data[1], hyperparameters=slow))
+    wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",))
+    sagemaker.stop_training_job(TrainingJobName=name)
+    described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert described["SecondaryStatus"] == "Stopped"
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.stop_training_job(TrainingJobName=name)
+
+
+def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(emulator, client, data):
+    sagemaker = client("sagemaker")
+    name = unique("job")
+    slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
+    sagemaker.create_training_job(**training_request(name, data[1], hyperparameters=slow))
+    wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",))
+    run = emulator.sagemaker.training_job(name)
+    deadline = time.monotonic() + 10
+    while run._container is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(run._container.process.pid, signal.SIGKILL)
+    described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"].startswith("AlgorithmError")
+    assert sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"][0]["TrainingJobStatus"] == "Failed"
+
+
+def test_list_training_jobs_pages(client, trained):
+    sagemaker = client("sagemaker")
+    first = sagemaker.list_training_jobs(MaxResults=1)
+    assert len(first["TrainingJobSummaries"]) == 1 and "NextToken" in first
+    second = sagemaker.list_training_jobs(MaxResults=1, NextToken=first["NextToken"])
+    assert second["TrainingJobSummaries"][0]["TrainingJobName"] != first["TrainingJobSummaries"][0]["TrainingJobName"]
+    found = sagemaker.list_training_jobs(NameContains=trained["TrainingJobName"])["TrainingJobSummaries"]
+    assert [s["TrainingJobName"] for s in found] == [trained["TrainingJobName"]]
+
+
+# -- models and endpoint configs --------------------------------------------------------------
+
+
+def test_duplicate_and_missing_models(client, model_name):
+    sagemaker = client("sagemaker")
+    arn = f"arn:aws:sagemaker:us-east-1:000000000000:model/{model_name}"
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        sagemaker.create_model(ModelName=model_name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+    assert raised.value.response["Error"]["Message"] == f'Cannot create already existing model "{arn}".'
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        sagemaker.describe_model(ModelName="no-such-model")
+    assert raised.value.response["Error"]["Message"].startswith('Could not find model "')
+    assert sagemaker.describe_model(ModelName=model_name)["ModelArn"] == arn
+
+
+def test_endpoint_config_needs_an_existing_model(client):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_endpoint_config(
+            EndpointConfigName=unique("cfg"),
+            ProductionVariants=[{"VariantName": "v", "ModelName": "ghost", "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        )
+    assert raised.value.response["Error"]["Message"].startswith('Could not find model "')
+
+
+def test_delete_model_and_config(client, trained):
+    sagemaker = client("sagemaker")
+    name = unique("model")
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+    )
+    sagemaker.delete_endpoint_config(EndpointConfigName=name)
+    sagemaker.delete_model(ModelName=name)
+    assert name not in [m["ModelName"] for m in sagemaker.list_models(MaxResults=100)["Models"]]
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        sagemaker.delete_endpoint_config(EndpointConfigName=name)
+    assert raised.value.response["Error"]["Message"].startswith('Could not find endpoint configuration "')
+
+
+# -- endpoints and the runtime ----------------------------------------------------------------
+
+
+def test_invoke_endpoint_predicts_prices(client, data, endpoint):
+    split = data[0]
+    rows = "\n".join(",".join(str(v) for v in row) for row in split.X_test.values[:20])
+    response = client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=rows)
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    predictions = boston_data.parse_predictions(response["Body"].read().decode())
+    assert len(predictions) == 20
+    assert float(np.sqrt(np.mean((predictions - split.Y_test.values[:20]) ** 2))) < 8
+
+
+def test_describe_endpoint_in_service(client, endpoint):
+    described = client("sagemaker").describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+
+
+def test_unsupported_content_type_is_a_model_error(client, endpoint):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="application/json", Body=b"{}")
+    response = raised.value.response
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["OriginalStatusCode"] == 415
+    assert "is not an accepted ContentType" in response["OriginalMessage"]
+    assert response["Error"]["Message"].startswith("Received client error (415) from primary with message")
+
+
+def test_wrong_feature_count_is_a_model_error(client, endpoint):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3")
+    assert raised.value.response["OriginalStatusCode"] == 400
+    assert "Feature size of csv inference data 3 is not consistent" in raised.value.response["OriginalMessage"]
+
+
+def test_payload_over_6_mb_is_refused(client, endpoint):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=b"1" * (6 * 1024 * 1024 + 1)
+        )
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_unknown_endpoint(client):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker-runtime").invoke_endpoint(EndpointName="ghost", ContentType="text/csv", Body=b"1")
+    assert raised.value.response["Error"] == {
+        "Code": "ValidationError",
+        "Message": "Endpoint ghost of account 000000000000 not found.",
+    }
+
+
+def test_duplicate_endpoint_is_refused(client, endpoint):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    assert raised.value.response["Error"]["Message"].startswith('Cannot create already existing endpoint "')
+
+
+def test_variant_weights_are_honoured_and_update_endpoint_works(client, model_name, data):
+    sagemaker, runtime = client("sagemaker"), client("sagemaker-runtime")
+    variant = {"ModelName": model_name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}
+    name = deploy(
+        client,
+        model_name,
+        [{**variant, "VariantName": "heavy", "InitialVariantWeight": 3.0}, {**variant, "VariantName": "light", "InitialVariantWeight": 1.0}],
+    )
+    try:
+        row = ",".join(str(v) for v in data[0].X_test.values[0])
+        seen = [runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)["InvokedProductionVariant"] for _ in range(200)]
+        assert 110 < seen.count("heavy") < 190 and seen.count("light") > 10
+        targeted = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row, TargetVariant="light")
+        assert targeted["InvokedProductionVariant"] == "light"
+
+        new_config = unique("cfg")
+        sagemaker.create_endpoint_config(EndpointConfigName=new_config, ProductionVariants=[{**variant, "VariantName": "solo"}])
+        sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=new_config)
+        described = wait_for(lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", done=("InService", "Failed"))
+        assert described["EndpointConfigName"] == new_config
+        assert runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)["InvokedProductionVariant"] == "solo"
+    finally:
+        sagemaker.delete_endpoint(EndpointName=name)
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.describe_endpoint(EndpointName=name)
+
+
+def test_endpoint_with_missing_model_data_fails(client):
+    sagemaker = client("sagemaker")
+    name = unique("broken")
+    sagemaker.create_model(
+        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://sagelocal-tests/none/model.tar.gz"}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    described = wait_for(lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", done=("InService", "Failed"))
+    assert described["EndpointStatus"] == "Failed"
+    assert described["FailureReason"].startswith("Failed to download model data")
+    sagemaker.delete_endpoint(EndpointName=name)
+
+
+# -- batch transform --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
+def test_transform_job_writes_one_prediction_per_line(client, data, model_name, strategy):
+    sagemaker = client("sagemaker")
+    split, data_uri = data
+    name = unique("transform")
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        MaxConcurrentTransforms=2,
+        MaxPayloadInMB=1,
+        BatchStrategy=strategy,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data_uri}/test/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"{data_uri}/transform-{strategy}", "AssembleWith": "Line"},
+        TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+    )
+    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+    bucket, prefix = data_uri[5:].split("/", 1)
+    body = client("s3").get_object(Bucket=bucket, Key=f"{prefix}/transform-{strategy}/test.csv.out")["Body"].read().decode()
+    lines = body.strip().split("\n")
+    assert len(lines) == len(split.X_test)
+    assert float(np.sqrt(np.mean((np.array(lines, dtype=float) - split.Y_test.values) ** 2))) < 8
+
+
+def test_transform_payload_limits_are_validated(client, data, model_name):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").create_transform_job(
+            TransformJobName=unique("transform"),
+            ModelName=model_name,
+            MaxConcurrentTransforms=10,
+            MaxPayloadInMB=20,
+            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}}},
+            TransformOutput={"S3OutputPath": f"{data[1]}/never"},
+            TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+        )
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_transform_with_bad_content_type_fails_and_writes_nothing(client, data, model_name):
+    sagemaker = client("sagemaker")
+    name = unique("transform")
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}},
+            "ContentType": "application/json",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"{data[1]}/bad-transform"},
+        TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+    )
+    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    assert described["TransformJobStatus"] == "Failed"
+    bucket, prefix = data[1][5:].split("/", 1)
+    assert client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/bad-transform")["KeyCount"] == 0
+
+
+def test_unknown_transform_job(client):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        client("sagemaker").describe_transform_job(TransformJobName="ghost")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_tags_round_trip(client, model_name):
+    sagemaker = client("sagemaker")
+    arn = sagemaker.describe_model(ModelName=model_name)["ModelArn"]
+    sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ml"}])
+    assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]

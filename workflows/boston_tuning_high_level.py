@@ -1,0 +1,93 @@
+"""1c: Boston housing, hyperparameter tuning with the SageMaker Python SDK (high level).
+
+HyperparameterTuner over five ranges (20 jobs, 3 in parallel) -> best_training_job() ->
+Estimator.attach -> batch transform of the test set -> RMSE. SageMaker local mode cannot run
+this at all (no tuning); sagelocal runs every child job for real.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from workflows import boston
+from workflows.datasets import boston as boston_data
+from workflows.registry import WorkflowResult
+from workflows.target import Target
+
+NAME = "boston-tuning-high-level"
+SUMMARY = "Boston housing, SageMaker SDK: HyperparameterTuner (20 jobs, 3 parallel), attach best, transform"
+PREFIX = "boston-xgboost-tuning-HL"
+MAX_JOBS = 20
+MAX_PARALLEL_JOBS = 3
+PLAN = [
+    ("tuning job", f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {boston.INSTANCE_TYPE}"),
+    ("model", "xgboost " + boston.XGBOOST_VERSION),
+    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+]
+
+
+def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
+
+    session = target.sagemaker_session
+    split = boston_data.prepare(output_dir / "data")
+    bucket = session.default_bucket()
+    test_location = session.upload_data(str(split.test_csv), key_prefix=PREFIX)
+    validation_location = session.upload_data(str(split.validation_csv), key_prefix=PREFIX)
+    train_location = session.upload_data(str(split.train_csv), key_prefix=PREFIX)
+
+    estimator = Estimator(
+        boston.xgboost_image(target.region),
+        target.role_arn,
+        instance_count=1,
+        instance_type=boston.INSTANCE_TYPE,
+        output_path=f"s3://{bucket}/{PREFIX}/output",
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(**boston.HYPERPARAMETERS)
+    tuner = HyperparameterTuner(
+        estimator=estimator,
+        objective_metric_name="validation:rmse",
+        objective_type="Minimize",
+        max_jobs=MAX_JOBS,
+        max_parallel_jobs=MAX_PARALLEL_JOBS,
+        hyperparameter_ranges={
+            "max_depth": IntegerParameter(3, 12),
+            "eta": ContinuousParameter(0.05, 0.5),
+            "min_child_weight": IntegerParameter(2, 8),
+            "subsample": ContinuousParameter(0.5, 0.9),
+            "gamma": ContinuousParameter(0, 10),
+        },
+    )
+    # The SDK's default name has minute resolution; two runs in one minute would collide.
+    job_name = time.strftime("boston-tuning-%y%m%d-%H%M%S", time.gmtime())
+    log(f"tuning job {job_name}: {MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time...")
+    tuner.fit(
+        {
+            "train": TrainingInput(train_location, content_type="text/csv"),
+            "validation": TrainingInput(validation_location, content_type="text/csv"),
+        },
+        job_name=job_name,
+    )
+    tuner.wait()
+    best_job = tuner.best_training_job()
+    log(f"best training job: {best_job}")
+    objectives = {
+        row["TrainingJobName"]: row.get("FinalObjectiveValue") for row in tuner.analytics().dataframe().to_dict("records")
+    }
+
+    best_estimator = Estimator.attach(best_job, sagemaker_session=session)
+    transformer = best_estimator.transformer(1, boston.INSTANCE_TYPE)
+    transformer.transform(test_location, content_type="text/csv", split_type="Line")
+    transformer.wait()
+    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
+    transformed = target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().decode()
+    predictions = boston_data.parse_predictions(transformed)
+
+    metrics, plot = boston.evaluate(split, predictions, output_dir, "1c tuning, high level: Median Price vs Predicted Price")
+    metrics["best_validation_rmse"] = boston.final_metric(target, best_job, "validation:rmse")
+    progress = boston.plot_tuning(objectives, output_dir, f"1c {job_name}: validation:rmse per training job")
+    return WorkflowResult(NAME, metrics, [plot, progress], {"tuning_job": job_name, "best_training_job": best_job})

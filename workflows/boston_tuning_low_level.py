@@ -1,0 +1,107 @@
+"""1d: Boston housing, hyperparameter tuning with boto3 (low level).
+
+create_hyper_parameter_tuning_job (Bayesian, three ranges, 20 jobs, 3 in parallel) -> wait ->
+BestTrainingJob -> create_model -> batch transform -> RMSE.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from workflows import boston
+from workflows.datasets import boston as boston_data
+from workflows.registry import WorkflowResult
+from workflows.target import Target
+
+NAME = "boston-tuning-low-level"
+SUMMARY = "Boston housing, boto3: create_hyper_parameter_tuning_job (Bayesian), best job, transform"
+PREFIX = "boston-xgboost-tuning-LL"
+PLAN = [
+    ("tuning job", f"20 training jobs, 3 at a time, each 1 x {boston.INSTANCE_TYPE}"),
+    ("model", "xgboost " + boston.XGBOOST_VERSION),
+    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+]
+STATIC = {k: str(v) for k, v in boston.HYPERPARAMETERS.items() if k not in ("eta", "max_depth", "min_child_weight")}
+
+
+def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
+    session = target.sagemaker_session
+    sagemaker = target.client("sagemaker")
+    bucket = target.bucket
+    split = boston_data.prepare(output_dir / "data")
+    test_location = session.upload_data(str(split.test_csv), bucket=bucket, key_prefix=PREFIX)
+    validation_location = session.upload_data(str(split.validation_csv), bucket=bucket, key_prefix=PREFIX)
+    train_location = session.upload_data(str(split.train_csv), bucket=bucket, key_prefix=PREFIX)
+
+    image = boston.xgboost_image(target.region)
+    tuning_name = time.strftime("tuning-job-%y%m%d-%H%M%S", time.gmtime())
+    sagemaker.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"MetricName": "validation:rmse", "Type": "Minimize"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 20, "MaxParallelTrainingJobs": 3},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5"}],
+                "IntegerParameterRanges": [
+                    {"Name": "max_depth", "MinValue": "3", "MaxValue": "12"},
+                    {"Name": "min_child_weight", "MinValue": "2", "MaxValue": "8"},
+                ],
+            },
+        },
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+            "RoleArn": target.role_arn,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+            "StaticHyperParameters": STATIC,
+            "InputDataConfig": [boston.csv_channel("train", train_location), boston.csv_channel("validation", validation_location)],
+        },
+    )
+    log(f"tuning job {tuning_name} created; waiting...")
+    session.wait_for_tuning_job(tuning_name)
+    described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_name)
+    best_job = described["BestTrainingJob"]["TrainingJobName"]
+    counters = described["TrainingJobStatusCounters"]
+    log(f"best training job: {best_job} ({counters['Completed']} completed, {counters['NonRetryableError']} failed)")
+    artifacts = sagemaker.describe_training_job(TrainingJobName=best_job)["ModelArtifacts"]["S3ModelArtifacts"]
+
+    objectives = {}
+    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+    for page in paginator.paginate(HyperParameterTuningJobName=tuning_name):
+        for summary in page["TrainingJobSummaries"]:
+            metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
+            objectives[summary["TrainingJobName"]] = metric["Value"] if metric else None
+
+    model_name = f"{best_job}-model"
+    sagemaker.create_model(
+        ModelName=model_name, ExecutionRoleArn=target.role_arn, PrimaryContainer={"Image": image, "ModelDataUrl": artifacts}
+    )
+    transform_name = f"{tuning_name}-transform"
+    sagemaker.create_transform_job(
+        TransformJobName=transform_name,
+        ModelName=model_name,
+        MaxConcurrentTransforms=1,
+        MaxPayloadInMB=6,
+        BatchStrategy="MultiRecord",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_location}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{bucket}/{PREFIX}/batch-transform/"},
+        TransformResources={"InstanceType": boston.INSTANCE_TYPE, "InstanceCount": 1},
+    )
+    session.wait_for_transform_job(transform_name)
+    s3 = target.client("s3")
+    transformed = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/batch-transform/test.csv.out")["Body"].read().decode()
+    predictions = boston_data.parse_predictions(transformed)
+    sagemaker.delete_model(ModelName=model_name)
+
+    metrics, plot = boston.evaluate(split, predictions, output_dir, "1d tuning, low level: Median Price vs Predicted Price")
+    metrics["best_validation_rmse"] = described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    progress = boston.plot_tuning(objectives, output_dir, f"1d {tuning_name}: validation:rmse per training job")
+    return WorkflowResult(NAME, metrics, [plot, progress], {"tuning_job": tuning_name, "best_training_job": best_job})
+
