@@ -8,12 +8,15 @@ in tens of milliseconds instead of paying an interpreter start-up and an xgboost
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from pathlib import Path
 
 from emulation.containers.images import ContainerImage
@@ -26,14 +29,56 @@ _PRELOAD = [
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(_PRELOAD)
 _warm_lock = threading.Lock()
+#: Containers share this machine's cores (a tuning run trains several at once). With OpenMP's
+#: default busy-waiting, two threads on a busy 2-core machine train ~10x slower than one; passive
+#: waiting keeps multi-threaded training fast. Applied only to the container processes.
+_CONTAINER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def warm_up() -> None:
     """Start the forkserver (and its xgboost import) ahead of the first job; safe to call often."""
     with _warm_lock:
-        from multiprocessing import forkserver
+        added = {k: v for k, v in _CONTAINER_ENVIRONMENT.items() if k not in os.environ}
+        os.environ.update(added)  # the forkserver inherits the environment it starts with
+        try:
+            forkserver.ensure_running()
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
 
-        forkserver.ensure_running()
+
+class _IsolatedPopen(popen_forkserver.Popen):
+    """The forkserver's Popen, minus re-running the caller's ``__main__`` in every child.
+
+    multiprocessing re-imports the parent's main module in each child so that pickled functions
+    defined there resolve. Container entry points live in this module, so that import only costs
+    time (a CLI's imports) or does harm (a script without a ``__name__`` guard runs again).
+    The rest is ``popen_forkserver.Popen._launch`` unchanged.
+    """
+
+    def _launch(self, process_obj):
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_name", None)
+        prep_data.pop("init_main_from_path", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _IsolatedPopen(process_obj)
 
 
 def warm_up_in_background() -> None:
@@ -46,7 +91,7 @@ class ContainerProcess:
     def __init__(self, target, args: tuple):
         warm_up()
         self._reader, writer = _context.Pipe(duplex=False)
-        self.process = _context.Process(target=target, args=(*args, writer), daemon=True)
+        self.process = _Process(target=target, args=(*args, writer), daemon=True)
         self.process.start()
         writer.close()
 

@@ -11,6 +11,7 @@ TrainingJobEarlyStoppingType Auto stops children whose objective lags the median
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import threading
 import time
@@ -21,7 +22,7 @@ import optuna
 
 from emulation.protocol import ValidationError
 from emulation.sagemaker.state import snapshot, utcnow
-from emulation.sagemaker.training import XGBOOST_METRICS, TrainingRun
+from emulation.sagemaker.training import XGBOOST_METRICS, TrainingRun, xgboost_metric_definitions
 
 if TYPE_CHECKING:
     from emulation.sagemaker.backend import SageMakerBackend
@@ -112,9 +113,7 @@ def _sampler(config: dict[str, Any]) -> optuna.samplers.BaseSampler:
     strategy = config["Strategy"]
     if strategy == "Bayesian":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
-    if strategy == "Grid":
-        return optuna.samplers.GridSampler(_grid(config["ParameterRanges"]), seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)  # Grid: every point is enqueued up front
 
 
 def _grid(ranges: dict[str, Any]) -> dict[str, list]:
@@ -180,6 +179,11 @@ class TuningRun:
         # The SDK sends HyperParameterTuningResourceConfig but reads ResourceConfig back (attach()).
         definition.setdefault("ResourceConfig", definition.get("HyperParameterTuningResourceConfig"))
         definition.setdefault("OutputDataConfig", {}).setdefault("KmsKeyId", "")
+        # The service adds the algorithm's metric definitions, plus ObjectiveMetric for the objective.
+        definitions = [dict(d) for d in xgboost_metric_definitions()]
+        objective_regex = next(d["Regex"] for d in definitions if d["Name"] == objective["MetricName"])
+        definitions.append({"Name": "ObjectiveMetric", "Regex": objective_regex})
+        definition["AlgorithmSpecification"].setdefault("MetricDefinitions", definitions)
         self.objective_metric = objective["MetricName"]
         self.maximize = objective["Type"] == "Maximize"
         created = utcnow()
@@ -202,6 +206,10 @@ class TuningRun:
             sampler=_sampler(config),
             pruner=_pruner(config, definition),
         )
+        if config["Strategy"] == "Grid":
+            grid = _grid(config["ParameterRanges"])
+            for point in itertools.product(*grid.values()):
+                self.study.enqueue_trial(dict(zip(grid, point, strict=True)))
         self.children: list[TrainingRun] = []
         self._trials: dict[str, optuna.Trial] = {}
         self._tuned: dict[str, dict[str, str]] = {}
@@ -288,16 +296,18 @@ class TuningRun:
     def on_finish(self, run: TrainingRun) -> None:
         trial = self._trials.get(run.name)
         value = run.final_metrics.get(self.objective_metric)
-        if trial is not None:
-            if run.status == "Completed" and value is not None:
-                self.study.tell(trial, value)
-            elif run.name in self._pruned:
-                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        with self._changed:
-            self._running -= 1
-            self._changed.notify_all()
+        try:
+            if trial is not None:
+                if run.status == "Completed" and value is not None:
+                    self.study.tell(trial, value)
+                elif run.name in self._pruned:
+                    self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
 
     # -- stopping and the end ----------------------------------------------------------------
     def request_stop(self) -> None:
