@@ -8,6 +8,8 @@ import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi
+from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
 from emulation.containers import launcher
 from emulation.edge import Edge
@@ -22,6 +24,11 @@ class _RequestHandler(WSGIRequestHandler):
     def setup(self):
         super().setup()
         disable_nagle(self.connection)
+
+    def make_environ(self):
+        environ = super().make_environ()
+        environ[RAW_HEADERS_ENVIRON_KEY] = self.headers.items()  # as the client wrote them
+        return environ
 
     def log_request(self, code="-", size="-"):
         logging.getLogger("sagelocal.emulator").debug('"%s" %s %s', self.requestline, code, size)
@@ -39,12 +46,16 @@ class Emulator:
         self.credentials = {self.config.access_key_id: self.config.secret_access_key}
         self.moto = MotoServices(self.config.account_id)
         self.sagemaker = SageMakerBackend(self.config, self.moto)
+        self.awslambda = LambdaService(self.config, self.moto, self.credentials, endpoint_url=lambda: self.url)
+        self.apigateway = ExecuteApi(self.config, self.awslambda)
         self.edge = Edge(
             self.config,
             self.credentials,
             moto_app=self.moto,
             sagemaker=SageMakerProvider(self.sagemaker).handle,
             sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
+            lambda_invoke=self.awslambda.handle,
+            execute_api=self.apigateway.handle,
         )
         self._server = None
         self._thread: threading.Thread | None = None
@@ -53,6 +64,10 @@ class Emulator:
     def url(self) -> str:
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         return f"http://{host}:{self.config.port}"
+
+    def execute_api_url(self, api_id: str, stage: str) -> str:
+        """Where a REST API's stage answers (path style: ``*.localhost`` host names do not resolve everywhere)."""
+        return f"{self.url}/_aws/execute-api/{api_id}/{stage}"
 
     def _bind(self) -> None:
         self._server = make_server(
@@ -80,6 +95,7 @@ class Emulator:
 
     def shutdown_workloads(self) -> None:
         self.sagemaker.shutdown()
+        self.awslambda.shutdown()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -136,6 +136,10 @@ def test_failure_reason_shows_user_errors_as_is_and_frames_algorithm_errors():
             "Metric 'auc' can only be applied for classification and ranking problems.",
         ),
         ({"num_round": "5", "silent": "1"}, "Extraneous hyperparameter found: silent"),
+        (
+            {"num_round": "5", "tree_method": "hist", "monotone_constraints": "(1,2)"},
+            "Hyperparameter monotone_constraints: value (1, 2) not in range [-1, 0, 1]",
+        ),
     ],
 )
 def test_hyperparameter_errors_carry_the_container_message(tmp_path, hyperparameters, message):

@@ -49,16 +49,22 @@ class ResourceTracker:
         self.created: list[Resource] = []
         self._lock = threading.Lock()
         self._clients: dict[str, object] = {}
+        boto_session.events.register("before-parameter-build", self._remember_params)
         boto_session.events.register("after-call", self._after_call)
 
-    def _after_call(self, http_response=None, parsed=None, model=None, params=None, **kwargs) -> None:
+    @staticmethod
+    def _remember_params(params=None, model=None, context=None, **kwargs) -> None:
+        # after-call sees the serialized request, not the API parameters: keep them for it.
+        if context is not None and params is not None:
+            context["sagelocal_params"] = dict(params)
+
+    def _after_call(self, http_response=None, parsed=None, model=None, context=None, **kwargs) -> None:
         if model is None or http_response is None or http_response.status_code >= 300:
             return
-        service = model.service_model.service_id.hyphenize()
-        reader = _CREATES.get((service, model.name))
+        reader = _CREATES.get((model.service_model.service_id.hyphenize(), model.name))
         if reader is not None:
             with self._lock:
-                self.created.append(reader(params or {}, parsed or {}))
+                self.created.append(reader((context or {}).get("sagelocal_params", {}), parsed or {}))
 
     def _client(self, service: str):
         if service not in self._clients:
@@ -72,29 +78,37 @@ class ResourceTracker:
         problems = []
         for resource in pending:
             try:
-                self._remove(resource)
-                log(f"cleaned up {resource.kind} {resource.name}{' ' + resource.extra[0] if resource.extra else ''}")
+                action = self._remove(resource)
+                if action:
+                    log(f"cleanup: {action} {resource.kind} {resource.name}{' ' + resource.extra[0] if resource.extra else ''}")
             except botocore.exceptions.ClientError as error:
                 message = str(error)
-                if not any(marker in message for marker in _GONE) and "status" not in message:
+                if not any(marker in message for marker in _GONE):
                     problems.append(f"{resource.kind} {resource.name}: {message}")
                     log(f"could not clean up {resource.kind} {resource.name}: {message}")
         return problems
 
-    def _remove(self, resource: Resource) -> None:
+    def _remove(self, resource: Resource) -> str | None:
+        """Remove (or stop) one resource; return what was done, None when nothing was left to do."""
         client = self._client(resource.service)
         kind, name = resource.kind, resource.name
         if kind == "training-job":
-            if client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress":
-                client.stop_training_job(TrainingJobName=name)
-        elif kind == "tuning-job":
+            if client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] != "InProgress":
+                return None
+            client.stop_training_job(TrainingJobName=name)
+            return "stopped"
+        if kind == "tuning-job":
             status = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-            if status["HyperParameterTuningJobStatus"] == "InProgress":
-                client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        elif kind == "transform-job":
-            if client.describe_transform_job(TransformJobName=name)["TransformJobStatus"] == "InProgress":
-                client.stop_transform_job(TransformJobName=name)
-        elif kind == "model":
+            if status["HyperParameterTuningJobStatus"] != "InProgress":
+                return None
+            client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+            return "stopped"
+        if kind == "transform-job":
+            if client.describe_transform_job(TransformJobName=name)["TransformJobStatus"] != "InProgress":
+                return None
+            client.stop_transform_job(TransformJobName=name)
+            return "stopped"
+        if kind == "model":
             client.delete_model(ModelName=name)
         elif kind == "endpoint-config":
             client.delete_endpoint_config(EndpointConfigName=name)
@@ -104,9 +118,11 @@ class ResourceTracker:
             client.delete_function(FunctionName=name)
         elif kind == "role-policy":
             client.detach_role_policy(RoleName=name, PolicyArn=resource.extra[0])
+            return "detached"
         elif kind == "inline-policy":
             client.delete_role_policy(RoleName=name, PolicyName=resource.extra[0])
         elif kind == "role":
             client.delete_role(RoleName=name)
         elif kind == "rest-api":
             client.delete_rest_api(restApiId=name)
+        return "deleted"

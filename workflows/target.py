@@ -6,16 +6,20 @@ standard ``AWS_ENDPOINT_URL`` configuration with throwaway credentials. ``aws`` 
 credential chain and refuses to start without a role ARN and a region. The ``--target`` flag and
 the ``SAGELOCAL_TARGET`` environment variable are one setting.
 
-The SageMaker SDK's traps are handled here, for the local target only: ``default_bucket()`` would
+The SageMaker SDK's traps are handled here. For the local target: ``default_bucket()`` would
 call the real regional STS endpoint (so the bucket is passed in), ``fit()`` sends telemetry to a
 real S3 host (opted out), and the SDK's fixed poll sleeps (5 s before every describe, 30 s before
 an endpoint's first describe, 10 s per log loop) would dominate a local run, so ``sagemaker.session``
-is given a clock whose ``sleep`` advances virtual time (see shared/spec/sdk-v2-calls.md).
+is given a clock whose ``sleep`` advances virtual time (see shared/spec/sdk-v2-calls.md). For
+both targets: the telemetry opt-out config makes the SDK re-validate it on every lookup, so each
+distinct config is validated once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -139,9 +143,29 @@ def _environment(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@functools.cache
+def _validate_sdk_config_once() -> None:
+    """The SDK re-validates its whole config against a large JSON schema on every config lookup
+    (about 70 per workflow, ~0.1 s each: seconds of a local run). The config does not change
+    between lookups, so each distinct config is validated once; invalid ones still raise."""
+    import sagemaker.utils as sdk_utils
+
+    validate = sdk_utils.validate_sagemaker_config
+    valid: set[str] = set()
+
+    def validate_once(config=None):
+        key = json.dumps(config, sort_keys=True, default=str)
+        if key not in valid:
+            validate(config)
+            valid.add(key)
+
+    sdk_utils.validate_sagemaker_config = validate_once
+
+
 def _sagemaker_session(boto_session: boto3.Session, bucket: str):
     import sagemaker
 
+    _validate_sdk_config_once()
     return sagemaker.Session(boto_session=boto_session, default_bucket=bucket, sagemaker_config=TELEMETRY_OPT_OUT)
 
 

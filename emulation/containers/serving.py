@@ -13,7 +13,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from emulation.containers.xgboost import inference, version_at_least
+from emulation.containers.xgboost import inference
 from emulation.nodelay import disable_nagle
 
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -25,8 +25,6 @@ def serve(model_dir: Path, version: str, on_listening: Callable[[int], None]) ->
         load_error = None
     except inference.ModelLoadError as error:
         model, load_error = None, str(error)
-    # In batch mode the older containers print one prediction per line instead of comma-joining them.
-    lines_in_batch = os.environ.get("SAGEMAKER_BATCH") == "true" and not version_at_least(version, "1.2-2")
     max_payload = int(float(os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6")) * 1024 * 1024)
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,10 +68,7 @@ def serve(model_dir: Path, version: str, on_listening: Callable[[int], None]) ->
             result = inference.invoke(
                 model, body, self.headers.get("Content-Type"), self.headers.get("Accept"), version
             )
-            body = result.body
-            if lines_in_batch and result.status == 200 and result.content_type.startswith("text/csv"):
-                body = body.replace(b",", b"\n")
-            self._send(result.status, body, result.content_type)
+            self._send(result.status, result.body, result.content_type)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -1,0 +1,435 @@
+"""Lambda Invoke against the emulator: handlers really run from their deployment packages, as on AWS."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import re
+import textwrap
+import threading
+import time
+import zipfile
+
+import botocore.exceptions
+import pytest
+import requests
+
+ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+def package(files: dict[str, str]) -> bytes:
+    """A deployment package (.zip) from {path: source}."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, source in files.items():
+            archive.writestr(name, textwrap.dedent(source))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lam(client):
+    try:
+        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
+    except client("iam").exceptions.EntityAlreadyExistsException:
+        pass
+    return client("lambda")
+
+
+@pytest.fixture
+def make_function(lam, request):
+    """``make_function(source, **config)``: a python3.12 function named after the test, handler app.handler."""
+    names = []
+
+    def make(source: str | dict[str, str], *, handler: str = "app.handler", **config) -> str:
+        name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
+        files = {"app.py": source} if isinstance(source, str) else source
+        lam.create_function(
+            FunctionName=name,
+            Runtime=config.pop("Runtime", "python3.12"),
+            Role=ROLE_ARN,
+            Handler=handler,
+            Code={"ZipFile": package(files)},
+            **config,
+        )
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        lam.delete_function(FunctionName=name)
+
+
+def invoke(lam, name: str, event=None, **kwargs) -> tuple[dict, object]:
+    answer = lam.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode(), **kwargs)
+    return answer, json.loads(answer["Payload"].read())
+
+
+def tail(answer: dict) -> str:
+    return base64.b64decode(answer["LogResult"]).decode()
+
+
+ECHO = """
+def handler(event, context):
+    return {"event": event, "request_id": context.aws_request_id}
+"""
+
+
+def test_handler_result_is_the_payload(lam, make_function):
+    name = make_function(ECHO)
+    answer, payload = invoke(lam, name, {"a": [1, "two"]})
+    assert answer["StatusCode"] == 200
+    assert "FunctionError" not in answer
+    assert answer["ExecutedVersion"] == "$LATEST"
+    assert payload["event"] == {"a": [1, "two"]}
+    assert payload["request_id"] == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+
+def test_unhandled_exception_is_returned_as_aws_does(lam, make_function):
+    name = make_function(
+        """
+        def handler(event, context):
+            raise ValueError("bad input")
+        """
+    )
+    answer, payload = invoke(lam, name)
+    assert answer["StatusCode"] == 200
+    assert answer["FunctionError"] == "Unhandled"
+    assert list(payload) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert payload["errorMessage"] == "bad input"
+    assert payload["errorType"] == "ValueError"
+    assert payload["requestId"] == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert re.match(r'  File ".*/app\.py", line 3, in handler\n    raise ValueError\("bad input"\)\n', payload["stackTrace"][0])
+
+
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        ("missing.handler", "Runtime.ImportModuleError", "Unable to import module 'missing': No module named 'missing'"),
+        ("app.absent", "Runtime.HandlerNotFound", "Handler 'absent' missing on module 'app'"),
+        ("nodot", "Runtime.MalformedHandlerName", "Bad handler 'nodot': not enough values to unpack (expected 2, got 1)"),
+    ],
+)
+def test_init_errors(lam, make_function, handler, error_type, message):
+    name = make_function(ECHO, handler=handler)
+    answer, payload = invoke(lam, name)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload == {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": []}
+
+
+def test_syntax_error_in_handler_module(lam, make_function):
+    name = make_function("def handler(event, context)\n    return 1\n")
+    _, payload = invoke(lam, name)
+    assert payload["errorType"] == "Runtime.UserCodeSyntaxError"
+    assert payload["errorMessage"].startswith("Syntax error in module 'app': ")
+
+
+def test_host_packages_are_not_importable(lam, make_function):
+    """A dependency left out of the package fails as on AWS, even when the emulator's Python has it."""
+    assert importlib.util.find_spec("numpy") is not None, "numpy is installed where the emulator runs"
+    name = make_function("import numpy\n\ndef handler(event, context):\n    return 1\n")
+    answer, payload = invoke(lam, name)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert payload["errorMessage"] == "Unable to import module 'app': No module named 'numpy'"
+
+
+def test_packaged_dependencies_are_importable(lam, make_function):
+    name = make_function(
+        {
+            "app.py": "from helpers.text import shout\n\ndef handler(event, context):\n    return shout(event['word'])\n",
+            "helpers/__init__.py": "",
+            "helpers/text.py": "def shout(word):\n    return word.upper() + '!'\n",
+        }
+    )
+    assert invoke(lam, name, {"word": "hi"})[1] == "HI!"
+
+
+SLEEPER = """
+import os
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return os.getpid()
+"""
+
+
+def test_timeout_kills_the_environment_and_the_next_call_gets_a_fresh_one(lam, make_function):
+    name = make_function(SLEEPER, Timeout=1)
+    _, first_pid = invoke(lam, name)
+    started = time.monotonic()
+    answer, payload = invoke(lam, name, {"sleep": 3})
+    assert time.monotonic() - started < 2.5
+    assert answer["FunctionError"] == "Unhandled"
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert payload == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after 1.00 seconds",
+    }
+    answer, pid = invoke(lam, name, LogType="Tail")
+    assert "FunctionError" not in answer
+    assert pid != first_pid
+    assert "Init Duration" in tail(answer)
+
+
+def test_warm_invocations_reuse_the_environment(lam, make_function):
+    name = make_function(
+        """
+        import os
+
+        calls = 0
+
+        def handler(event, context):
+            global calls
+            calls += 1
+            print("call", calls)
+            return {"calls": calls, "pid": os.getpid()}
+        """
+    )
+    answers = [invoke(lam, name, LogType="Tail") for _ in range(3)]
+    assert [payload["calls"] for _, payload in answers] == [1, 2, 3]
+    assert len({payload["pid"] for _, payload in answers}) == 1
+    logs = [tail(answer) for answer, _ in answers]
+    assert "Init Duration: " in logs[0]
+    assert all("Init Duration" not in log for log in logs[1:])
+    request_id = answers[1][0]["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert logs[1].startswith(f"START RequestId: {request_id} Version: $LATEST\ncall 2\nEND RequestId: {request_id}\n")
+    assert re.search(
+        r"\nREPORT RequestId: \S+\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
+        r"Max Memory Used: \d+ MB\t\n$",
+        logs[1],
+    )
+
+
+def test_code_update_starts_a_fresh_environment(lam, make_function):
+    name = make_function("import os\n\ndef handler(event, context):\n    return ['v1', os.getpid()]\n")
+    _, (version, pid) = invoke(lam, name)
+    lam.update_function_code(
+        FunctionName=name,
+        ZipFile=package({"app.py": "import os\n\ndef handler(event, context):\n    return ['v2', os.getpid()]\n"}),
+    )
+    _, (new_version, new_pid) = invoke(lam, name)
+    assert (version, new_version) == ("v1", "v2")
+    assert new_pid != pid
+
+
+def test_concurrent_invocations_get_their_own_environments(lam, make_function):
+    name = make_function(SLEEPER)
+    invoke(lam, name)  # one warm environment; the second concurrent call needs another
+    pids = []
+    callers = [threading.Thread(target=lambda: pids.append(invoke(lam, name, {"sleep": 0.5})[1])) for _ in range(2)]
+    started = time.monotonic()
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert time.monotonic() - started < 2.0
+    assert len(set(pids)) == 2
+
+
+def test_runtime_environment_and_context(lam, make_function, emulator):
+    name = make_function(
+        """
+        import os
+        import sys
+
+        def handler(event, context):
+            return {
+                "env": dict(os.environ),
+                "cwd": os.getcwd(),
+                "path": sys.path,
+                "context": {
+                    "aws_request_id": context.aws_request_id,
+                    "function_name": context.function_name,
+                    "function_version": context.function_version,
+                    "invoked_function_arn": context.invoked_function_arn,
+                    "memory_limit_in_mb": context.memory_limit_in_mb,
+                    "log_group_name": context.log_group_name,
+                    "log_stream_name": context.log_stream_name,
+                    "identity": [context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id],
+                    "client_context": context.client_context and context.client_context.custom,
+                    "remaining": context.get_remaining_time_in_millis(),
+                },
+            }
+        """,
+        MemorySize=256,
+        Timeout=7,
+        Environment={"Variables": {"GREETING": "hello", "AWS_REGION": "ignored"}},
+    )
+    client_context = base64.b64encode(json.dumps({"custom": {"user": "ada"}}).encode()).decode()
+    answer, payload = invoke(lam, name, ClientContext=client_context)
+    env, context = payload["env"], payload["context"]
+    arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    assert env["GREETING"] == "hello"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"  # reserved: the function cannot set it
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == f"/aws/lambda/{name}"
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", env["AWS_LAMBDA_LOG_STREAM_NAME"])
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert env["_HANDLER"] == "app.handler"
+    assert env["TZ"] == ":UTC"
+    assert env["AWS_ENDPOINT_URL"] == emulator.url
+    assert env["AWS_ACCESS_KEY_ID"].startswith("ASIA") and env["AWS_SESSION_TOKEN"]
+    assert env["AWS_ACCESS_KEY_ID"] != emulator.config.access_key_id
+    assert payload["cwd"] == env["LAMBDA_TASK_ROOT"]
+    assert payload["path"][:2] == [env["LAMBDA_TASK_ROOT"], env["LAMBDA_RUNTIME_DIR"]]
+    assert not any("site-packages" in entry for entry in payload["path"])
+    assert context == {
+        "aws_request_id": answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"],
+        "function_name": name,
+        "function_version": "$LATEST",
+        "invoked_function_arn": arn,
+        "memory_limit_in_mb": "256",
+        "log_group_name": f"/aws/lambda/{name}",
+        "log_stream_name": env["AWS_LAMBDA_LOG_STREAM_NAME"],
+        "identity": [None, None],
+        "client_context": {"user": "ada"},
+        "remaining": context["remaining"],
+    }
+    assert 5000 < context["remaining"] <= 7000
+
+
+def test_function_reaches_the_emulator_with_its_role(lam, make_function, bucket):
+    """Code in the function uses boto3 plainly: the endpoint and the role's keys come from the environment."""
+    name = make_function(
+        """
+        import boto3
+
+        def handler(event, context):
+            buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+            return {"buckets": buckets, "caller": boto3.client("sts").get_caller_identity()["Arn"]}
+        """
+    )
+    answer, payload = invoke(lam, name)
+    assert "FunctionError" not in answer, payload
+    assert bucket in payload["buckets"]
+    assert payload["caller"] == f"arn:aws:sts::000000000000:assumed-role/lambda-role/{name}"
+
+
+def test_logs_go_to_cloudwatch(lam, make_function, client):
+    name = make_function(
+        """
+        import logging
+
+        logging.getLogger().setLevel(logging.INFO)
+
+        def handler(event, context):
+            print("printed")
+            logging.info("logged")
+            return 1
+        """
+    )
+    answer, _ = invoke(lam, name)
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    logs = client("logs")
+    (stream,) = logs.describe_log_streams(logGroupName=f"/aws/lambda/{name}")["logStreams"]
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", stream["logStreamName"])
+    events = [
+        e["message"]
+        for e in logs.get_log_events(logGroupName=f"/aws/lambda/{name}", logStreamName=stream["logStreamName"])["events"]
+    ]
+    assert events[0] == f"START RequestId: {request_id} Version: $LATEST"
+    assert events[1] == "printed"
+    assert re.fullmatch(rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{request_id}\tlogged", events[2])
+    assert events[3] == f"END RequestId: {request_id}"
+    assert events[4].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
+    assert "\tInit Duration: " in events[4]
+
+
+def test_event_invocation_runs_in_the_background(lam, make_function, client, bucket):
+    name = make_function(
+        """
+        import boto3
+
+        def handler(event, context):
+            boto3.client("s3").put_object(Bucket=event["bucket"], Key=event["key"], Body=b"done")
+        """
+    )
+    key = f"{name}/marker"
+    answer = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"bucket": bucket, "key": key}))
+    assert answer["StatusCode"] == 202
+    assert answer["Payload"].read() == b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        if listed:
+            break
+        time.sleep(0.05)
+    assert [item["Key"] for item in listed] == [key]
+
+
+def test_dry_run_checks_without_running(lam, make_function):
+    name = make_function(ECHO)
+    assert lam.invoke(FunctionName=name, InvocationType="DryRun")["StatusCode"] == 204
+
+
+def test_unknown_function_is_404(lam):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.invoke(FunctionName="no-such-function")
+    error = raised.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert error["Error"]["Code"] == "ResourceNotFoundException"
+    assert error["Error"]["Message"] == (
+        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function:$LATEST"
+    )
+
+
+def test_request_limits(lam, make_function):
+    name = make_function(ECHO)
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.invoke(FunctionName=name, Payload=b"[" + b"1," * (3 * 1024 * 1024) + b"1]")
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert raised.value.response["Error"] == {
+        "Code": "RequestEntityTooLargeException",
+        "Message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+    }
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.invoke(FunctionName=name, Payload=b"not json")
+    assert raised.value.response["Error"]["Code"] == "InvalidRequestContentException"
+
+
+def test_response_over_6_mb_is_a_function_error(lam, make_function):
+    name = make_function("def handler(event, context):\n    return 'x' * 7_000_000\n")
+    answer, payload = invoke(lam, name)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+
+
+def test_runtime_exit_is_reported(lam, make_function):
+    name = make_function("import sys\n\ndef handler(event, context):\n    sys.exit(3)\n")
+    answer, payload = invoke(lam, name)
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert payload == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 3",
+    }
+
+
+def test_only_python_runtimes_run(lam, make_function):
+    name = make_function(ECHO, handler="index.handler", Runtime="nodejs20.x")
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.invoke(FunctionName=name)
+    assert raised.value.response["Error"]["Code"] == "InvalidRuntimeException"
+    assert "nodejs20.x" in raised.value.response["Error"]["Message"]
+
+
+def test_unsigned_invoke_is_refused(emulator, lam, make_function):
+    name = make_function(ECHO)
+    answer = requests.post(f"{emulator.url}/2015-03-31/functions/{name}/invocations", data=b"{}", timeout=5)
+    assert answer.status_code == 403
+    assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_in_process_invoke(emulator, lam, make_function):
+    """API Gateway's way in: no HTTP, same environments."""
+    name = make_function(ECHO)
+    result = emulator.awslambda.invoke(name, b'{"k": "v"}')
+    assert (result.status_code, result.function_error, result.executed_version) == (200, None, "$LATEST")
+    assert json.loads(result.payload)["event"] == {"k": "v"}
