@@ -46,6 +46,9 @@ MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_EVENT_PAYLOAD_BYTES = 1024 * 1024
 MAX_RESPONSE_PAYLOAD_BYTES = 6291556  # the figure AWS's error message quotes
 LOG_TAIL_BYTES = 4096
+#: AWS recycles idle execution environments after some minutes; so do we, checking this often.
+IDLE_LIMIT_SECONDS = 600
+RECLAIM_INTERVAL_SECONDS = 30
 #: A role session lasts at most 12 hours; the emulator does not expire them sooner.
 _SESSION_SECONDS = 43200
 
@@ -85,7 +88,7 @@ class _Pool:
     """The warm environments of one function version, all made from the same spec."""
 
     spec: FunctionSpec
-    idle: list[ExecutionEnvironment] = field(default_factory=list)
+    idle: list[tuple[ExecutionEnvironment, float]] = field(default_factory=list)  # (environment, idle since)
 
 
 class LambdaService:
@@ -115,6 +118,7 @@ class LambdaService:
         self._log_lock = threading.Lock()  # moto's logs backend is not thread-safe
         self._events = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lambda-event")
         self._closing = False
+        self._next_reclaim = time.monotonic() + RECLAIM_INTERVAL_SECONDS
 
     # -- the REST route ---------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -200,7 +204,7 @@ class LambdaService:
         """Stop every environment; invocations in flight end as crashed (Runtime.ExitError)."""
         with self._lock:
             self._closing = True
-            idle = [env for pool in self._pools.values() for env in pool.idle]
+            idle = [env for pool in self._pools.values() for env, _ in pool.idle]
             busy = self._environments.difference(idle)
             self._pools.clear()
             self._environments.clear()
@@ -283,19 +287,19 @@ class LambdaService:
     # -- environments ---------------------------------------------------------------------------------
     def _acquire(self, spec: FunctionSpec) -> tuple[ExecutionEnvironment, bool]:
         """A warm environment for ``spec`` if one is idle, else a new one; (environment, cold)."""
+        self._reclaim()
         stale: list[ExecutionEnvironment] = []
+        warm = None
         with self._lock:
             if self._closing:
                 raise AwsError("ServiceException", "The emulator is shutting down.", status=500)
             pool = self._pools.get(spec.arn)
             if pool is None or pool.spec != spec:
                 if pool is not None:
-                    stale = pool.idle
-                    self._environments.difference_update(stale)
+                    stale = self._forget(pool)
                 pool = self._pools[spec.arn] = _Pool(spec)
-            warm = None
             while pool.idle and warm is None:
-                env = pool.idle.pop()
+                env, _ = pool.idle.pop()
                 if env.alive:
                     warm = env
                 else:
@@ -318,10 +322,43 @@ class LambdaService:
         with self._lock:
             pool = self._pools.get(env.spec.arn)
             if reusable and env.alive and not self._closing and pool is not None and pool.spec == env.spec:
-                pool.idle.append(env)
+                pool.idle.append((env, time.monotonic()))
                 return
             self._environments.discard(env)
         env.close()
+
+    def _reclaim(self) -> None:
+        """Stop the environments AWS would have reclaimed: long idle, or of a function deleted or changed.
+
+        Runs at most every RECLAIM_INTERVAL_SECONDS, on the way into an invocation.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_reclaim:
+                return
+            self._next_reclaim = now + RECLAIM_INTERVAL_SECONDS
+            pools = list(self._pools.values())
+        outdated = [pool for pool in pools if self._current(pool.spec) is None]
+        stale: list[ExecutionEnvironment] = []
+        with self._lock:
+            for pool in outdated:
+                if self._pools.get(pool.spec.arn) is pool:
+                    del self._pools[pool.spec.arn]
+                    stale += self._forget(pool)
+            for pool in self._pools.values():
+                expired = [env for env, since in pool.idle if now - since > IDLE_LIMIT_SECONDS]
+                pool.idle = [(env, since) for env, since in pool.idle if now - since <= IDLE_LIMIT_SECONDS]
+                self._environments.difference_update(expired)
+                stale += expired
+        for env in stale:
+            env.close()
+
+    def _forget(self, pool: _Pool) -> list[ExecutionEnvironment]:
+        """Take a pool's idle environments out of the books (caller holds the lock and closes them)."""
+        idle = [env for env, _ in pool.idle]
+        pool.idle = []
+        self._environments.difference_update(idle)
+        return idle
 
     # -- running --------------------------------------------------------------------------------------
     def _run(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulation.containers import images, launcher
 from emulation.moto_bridge import S3Location
+from emulation.protocol import AwsError
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Variant:
     weight: float
     containers: list[ServingContainer]
     work_dir: Path
+    image_uri: str
 
     def pick(self) -> ServingContainer:
         return random.choice(self.containers)
@@ -173,7 +175,7 @@ class EndpointHost:
                 variant.stop()
             reason = (
                 str(error)
-                if isinstance(error, (ModelDataError, images.UnsupportedImage))
+                if isinstance(error, (ModelDataError, images.UnsupportedImage, AwsError))
                 else (
                     f"The primary container for production variant {spec['VariantName']} did not pass the ping health "
                     f"check. Please check CloudWatch logs for this endpoint. ({error})"
@@ -182,18 +184,18 @@ class EndpointHost:
             self._set(EndpointStatus="Failed" if creating else "InService", FailureReason=reason)
             return
         with self.backend.lock:
-            old, self.variants = self.variants, started
-            if self.description.get("EndpointStatus") == "Deleting":
-                old, self.variants = started, []
+            deleted = self.description.get("EndpointStatus") == "Deleting"
+            old, self.variants = (started, []) if deleted else (self.variants, started)
+            if not deleted:
+                self.description.pop("FailureReason", None)
+                self.description.update(
+                    EndpointStatus="InService",
+                    EndpointConfigName=config["EndpointConfigName"],
+                    ProductionVariants=[self._variant_summary(v) for v in started],
+                    LastModifiedTime=utcnow(),
+                )
         for variant in old:
             variant.stop()
-        self._set(
-            EndpointStatus="InService",
-            EndpointConfigName=config["EndpointConfigName"],
-            ProductionVariants=[self._variant_summary(spec) for spec in config["ProductionVariants"]],
-        )
-        with self.backend.lock:
-            self.description.pop("FailureReason", None)
 
     def _start_variant(self, spec: dict[str, Any]) -> Variant:
         model = self.backend.model(spec["ModelName"])
@@ -219,15 +221,15 @@ class EndpointHost:
             spec["VariantName"], float(spec.get("InitialVariantWeight", 1.0)), containers, work_dir
         )
 
-    def _variant_summary(self, spec: dict[str, Any]) -> dict[str, Any]:
-        image = self.backend.model(spec["ModelName"])["PrimaryContainer"]["Image"]
-        count = int(spec.get("InitialInstanceCount", 1))
-        weight = float(spec.get("InitialVariantWeight", 1.0))
+    @staticmethod
+    def _variant_summary(variant: Variant) -> dict[str, Any]:
+        image = variant.image_uri
+        count = len(variant.containers)
         return {
-            "VariantName": spec["VariantName"],
+            "VariantName": variant.name,
             "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": utcnow()}],
-            "CurrentWeight": weight,
-            "DesiredWeight": weight,
+            "CurrentWeight": variant.weight,
+            "DesiredWeight": variant.weight,
             "CurrentInstanceCount": count,
             "DesiredInstanceCount": count,
         }
