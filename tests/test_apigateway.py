@@ -121,7 +121,11 @@ def api(client, function_arn):
     apigw.update_rest_api(
         restApiId=api_id,
         patchOperations=[
-            {"op": "add", "path": "/binaryMediaTypes/application~1octet-stream", "value": "application/octet-stream"}
+            {
+                "op": "add",
+                "path": "/binaryMediaTypes/application~1octet-stream",
+                "value": "application/octet-stream",
+            }
         ],
     )
     root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
@@ -151,7 +155,10 @@ def _event(answer: requests.Response) -> dict:
 
 def test_post_reaches_the_function_with_the_proxy_event(stage_url, api):
     answer = requests.post(
-        f"{stage_url}/?a=1&a=2&b=x+y", data=b"hello", headers={"X-Custom": "v", "Content-Type": "text/plain"}, timeout=10
+        f"{stage_url}/?a=1&a=2&b=x+y",
+        data=b"hello",
+        headers={"X-Custom": "v", "Content-Type": "text/plain"},
+        timeout=10,
     )
     event = _event(answer)
     assert event["resource"] == "/"
@@ -206,7 +213,10 @@ def test_user_request_url_form(emulator, api):
 def test_binary_media_types_are_base64_encoded(stage_url):
     event = _event(
         requests.put(
-            f"{stage_url}/greedy/blob", data=b"\x00\xff", headers={"Content-Type": "application/octet-stream"}, timeout=10
+            f"{stage_url}/greedy/blob",
+            data=b"\x00\xff",
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=10,
         )
     )
     assert event["isBase64Encoded"] is True

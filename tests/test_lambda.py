@@ -101,15 +101,26 @@ def test_unhandled_exception_is_returned_as_aws_does(lam, make_function):
     assert payload["errorMessage"] == "bad input"
     assert payload["errorType"] == "ValueError"
     assert payload["requestId"] == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert re.match(r'  File ".*/app\.py", line 3, in handler\n    raise ValueError\("bad input"\)\n', payload["stackTrace"][0])
+    assert re.match(
+        r'  File ".*/app\.py", line 3, in handler\n    raise ValueError\("bad input"\)\n',
+        payload["stackTrace"][0],
+    )
 
 
 @pytest.mark.parametrize(
     ("handler", "error_type", "message"),
     [
-        ("missing.handler", "Runtime.ImportModuleError", "Unable to import module 'missing': No module named 'missing'"),
+        (
+            "missing.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'missing': No module named 'missing'",
+        ),
         ("app.absent", "Runtime.HandlerNotFound", "Handler 'absent' missing on module 'app'"),
-        ("nodot", "Runtime.MalformedHandlerName", "Bad handler 'nodot': not enough values to unpack (expected 2, got 1)"),
+        (
+            "nodot",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'nodot': not enough values to unpack (expected 2, got 1)",
+        ),
     ],
 )
 def test_init_errors(lam, make_function, handler, error_type, message):
@@ -196,7 +207,9 @@ def test_warm_invocations_reuse_the_environment(lam, make_function):
     assert "Init Duration: " in logs[0]
     assert all("Init Duration" not in log for log in logs[1:])
     request_id = answers[1][0]["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert logs[1].startswith(f"START RequestId: {request_id} Version: $LATEST\ncall 2\nEND RequestId: {request_id}\n")
+    assert logs[1].startswith(
+        f"START RequestId: {request_id} Version: $LATEST\ncall 2\nEND RequestId: {request_id}\n"
+    )
     assert re.search(
         r"\nREPORT RequestId: \S+\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
         r"Max Memory Used: \d+ MB\t\n$",
@@ -209,7 +222,9 @@ def test_code_update_starts_a_fresh_environment(lam, make_function):
     _, (version, pid) = invoke(lam, name)
     lam.update_function_code(
         FunctionName=name,
-        ZipFile=package({"app.py": "import os\n\ndef handler(event, context):\n    return ['v2', os.getpid()]\n"}),
+        ZipFile=package(
+            {"app.py": "import os\n\ndef handler(event, context):\n    return ['v2', os.getpid()]\n"}
+        ),
     )
     _, (new_version, new_pid) = invoke(lam, name)
     assert (version, new_version) == ("v1", "v2")
@@ -220,7 +235,9 @@ def test_concurrent_invocations_get_their_own_environments(lam, make_function):
     name = make_function(SLEEPER)
     invoke(lam, name)  # one warm environment; the second concurrent call needs another
     pids = []
-    callers = [threading.Thread(target=lambda: pids.append(invoke(lam, name, {"sleep": 0.5})[1])) for _ in range(2)]
+    callers = [
+        threading.Thread(target=lambda: pids.append(invoke(lam, name, {"sleep": 0.5})[1])) for _ in range(2)
+    ]
     started = time.monotonic()
     for caller in callers:
         caller.start()
@@ -264,7 +281,9 @@ def test_runtime_environment_and_context(lam, make_function, emulator):
     env, context = payload["env"], payload["context"]
     arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
     assert env["GREETING"] == "hello"
-    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"  # reserved: the function cannot set it
+    assert (
+        env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    )  # reserved: the function cannot set it
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
@@ -331,11 +350,15 @@ def test_logs_go_to_cloudwatch(lam, make_function, client):
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", stream["logStreamName"])
     events = [
         e["message"]
-        for e in logs.get_log_events(logGroupName=f"/aws/lambda/{name}", logStreamName=stream["logStreamName"])["events"]
+        for e in logs.get_log_events(
+            logGroupName=f"/aws/lambda/{name}", logStreamName=stream["logStreamName"]
+        )["events"]
     ]
     assert events[0] == f"START RequestId: {request_id} Version: $LATEST"
     assert events[1] == "printed"
-    assert re.fullmatch(rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{request_id}\tlogged", events[2])
+    assert re.fullmatch(
+        rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{request_id}\tlogged", events[2]
+    )
     assert events[3] == f"END RequestId: {request_id}"
     assert events[4].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
     assert "\tInit Duration: " in events[4]
@@ -351,7 +374,9 @@ def test_event_invocation_runs_in_the_background(lam, make_function, client, buc
         """
     )
     key = f"{name}/marker"
-    answer = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"bucket": bucket, "key": key}))
+    answer = lam.invoke(
+        FunctionName=name, InvocationType="Event", Payload=json.dumps({"bucket": bucket, "key": key})
+    )
     assert answer["StatusCode"] == 202
     assert answer["Payload"].read() == b""
     deadline = time.monotonic() + 10
@@ -416,7 +441,9 @@ def test_runtime_exit_is_reported(lam, make_function):
 def test_only_python_runtimes_run(emulator, boto_session, make_function):
     name = make_function(ECHO, handler="index.handler", Runtime="nodejs20.x")
     # InvalidRuntimeException is a 502, which the SDK retries; one attempt is enough here.
-    once = boto_session.client("lambda", endpoint_url=emulator.url, config=Config(retries={"max_attempts": 1}))
+    once = boto_session.client(
+        "lambda", endpoint_url=emulator.url, config=Config(retries={"max_attempts": 1})
+    )
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         once.invoke(FunctionName=name)
     assert raised.value.response["Error"]["Code"] == "InvalidRuntimeException"

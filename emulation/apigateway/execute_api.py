@@ -46,7 +46,9 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 _PATH_STYLE = re.compile(r"^/_aws/execute-api/(?P<api>[^/]+)/(?P<stage>[^/]+)(?P<path>/.*)?$")
 _USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations
-_LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<function>.+)/invocations$")
+_LAMBDA_URI = re.compile(
+    r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<function>.+)/invocations$"
+)
 _logger = logging.getLogger("sagelocal.apigateway")
 
 
@@ -76,15 +78,24 @@ REQUEST_TOO_LARGE = GatewayError(
     "REQUEST_TOO_LARGE", 413, "BadRequestException", "Request Too Long", '{"message": "Request Too Long"}'
 )
 INTEGRATION_FAILURE = GatewayError(
-    "INTEGRATION_FAILURE", 502, "InternalServerErrorException", "Internal server error",
+    "INTEGRATION_FAILURE",
+    502,
+    "InternalServerErrorException",
+    "Internal server error",
     '{"message": "Internal server error"}',
 )
 INTEGRATION_TIMEOUT = GatewayError(
-    "INTEGRATION_TIMEOUT", 504, "InternalServerErrorException", "Endpoint request timed out",
+    "INTEGRATION_TIMEOUT",
+    504,
+    "InternalServerErrorException",
+    "Endpoint request timed out",
     '{"message": "Endpoint request timed out"}',
 )
 API_CONFIGURATION_ERROR = GatewayError(
-    "API_CONFIGURATION_ERROR", 500, "InternalServerErrorException", "Internal server error",
+    "API_CONFIGURATION_ERROR",
+    500,
+    "InternalServerErrorException",
+    "Internal server error",
     '{"message": "Internal server error"}',
 )
 
@@ -101,7 +112,9 @@ class ExecuteApi:
     def handle(self, request: Request) -> Response:
         if (request.content_length or 0) > MAX_REQUEST_BYTES:
             return Response(
-                f"HTTP content length exceeded {MAX_REQUEST_BYTES} bytes.", status=413, content_type="text; charset=utf-8"
+                f"HTTP content length exceeded {MAX_REQUEST_BYTES} bytes.",
+                status=413,
+                content_type="text; charset=utf-8",
             )
         raw_path, _, query = _raw_uri(request).partition("?")
         target = _PATH_STYLE.match(raw_path) or _USER_REQUEST.match(raw_path)
@@ -129,7 +142,10 @@ class ExecuteApi:
             return self._mock(incoming, integration, rest_api)
         _logger.warning(
             "%s %s: %s integrations (%s) are not run by sagelocal; answering 500",
-            incoming.http_method, incoming.path, integration.type, integration.uri,
+            incoming.http_method,
+            incoming.path,
+            integration.type,
+            integration.uri,
         )
         return self._error(API_CONFIGURATION_ERROR, rest_api, incoming)
 
@@ -137,7 +153,10 @@ class ExecuteApi:
     def _rest_api(self, api_id: str) -> Any | None:
         """The API in the emulator's region, else in any region that has APIs (the URL names none)."""
         backends = get_backend("apigateway")[self.config.account_id]
-        regions = [self.config.region, *(region for region in list(backends.keys()) if region != self.config.region)]
+        regions = [
+            self.config.region,
+            *(region for region in list(backends.keys()) if region != self.config.region),
+        ]
         for region in regions:
             rest_api = backends[region].apis.get(api_id)
             if rest_api is not None:
@@ -171,7 +190,12 @@ class ExecuteApi:
 
     # -- integrations ----------------------------------------------------------------------------
     def _lambda_proxy(
-        self, incoming: proxy.IncomingRequest, route: Route, integration: Integration, api: proxy.ApiContext, rest_api
+        self,
+        incoming: proxy.IncomingRequest,
+        route: Route,
+        integration: Integration,
+        api: proxy.ApiContext,
+        rest_api,
     ) -> Response:
         """Invoke the function with the proxy event; give up after the integration timeout, as AWS does.
 
@@ -202,7 +226,8 @@ class ExecuteApi:
             return self._error(INTEGRATION_FAILURE, rest_api, incoming)
         try:
             status, headers, body = proxy.map_response(
-                result.payload, binary_accepted=proxy.is_binary(incoming.header("Accept"), api.binary_media_types)
+                result.payload,
+                binary_accepted=proxy.is_binary(incoming.header("Accept"), api.binary_media_types),
             )
         except proxy.MalformedResponse as problem:
             _logger.warning("Malformed Lambda proxy response from %s: %s", function_arn, problem)
@@ -223,7 +248,11 @@ class ExecuteApi:
             _logger.warning("MOCK request template is not static JSON with a statusCode: %r", template)
             return self._error(API_CONFIGURATION_ERROR, rest_api, incoming)
         selected = next(
-            (r for r in integration.responses if r.selection_pattern and re.fullmatch(r.selection_pattern, str(status_code))),
+            (
+                r
+                for r in integration.responses
+                if r.selection_pattern and re.fullmatch(r.selection_pattern, str(status_code))
+            ),
             next((r for r in integration.responses if not r.selection_pattern), None),
         )
         if selected is None:
@@ -245,7 +274,11 @@ class ExecuteApi:
             responses = rest_api.gateway_responses
             configured = responses.get(error.response_type) or responses.get(error.default_type)
         status, body = error.status, error.body
-        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error.error_type), *_ids(incoming)]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", error.error_type),
+            *_ids(incoming),
+        ]
         if configured is not None:
             status = int(configured.status_code or status)
             headers += _static_headers(configured.response_parameters or {}, "gatewayresponse.header.")
@@ -274,7 +307,11 @@ def _with_forwarding_headers(headers: list[tuple[str, str]], request: Request) -
         added.append(("X-Amzn-Trace-Id", new_trace_id()))
     forwarded_for = next((value for name, value in headers if name.lower() == "x-forwarded-for"), None)
     client = request.remote_addr or ""
-    kept = [(name, value) for name, value in headers if name.lower() not in ("x-forwarded-for", "x-forwarded-port", "x-forwarded-proto")]
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in ("x-forwarded-for", "x-forwarded-port", "x-forwarded-proto")
+    ]
     added += [
         ("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client),
         ("X-Forwarded-Port", str(request.environ.get("SERVER_PORT", ""))),

@@ -132,7 +132,9 @@ def map_response(payload: bytes, *, binary_accepted: bool) -> tuple[int, list[tu
     except ValueError:
         raise MalformedResponse("not JSON") from None
     if not isinstance(result, dict) or not set(result) <= _RESPONSE_KEYS:
-        raise MalformedResponse("not an object of statusCode, headers, multiValueHeaders, body, isBase64Encoded")
+        raise MalformedResponse(
+            "not an object of statusCode, headers, multiValueHeaders, body, isBase64Encoded"
+        )
     status = _status(result.get("statusCode"))
     single = result.get("headers") or {}
     multi = result.get("multiValueHeaders") or {}
@@ -205,7 +207,10 @@ def _merged_headers(single: dict, multi: dict) -> list[tuple[str, str]]:
         else:
             merged += [(name, text) for text in texts]
     merged += [(name, _header_value(value)) for name, value in singles.values()]
-    return [(f"x-amzn-Remapped-{name}" if name.lower() in _REMAPPED_HEADERS else name, value) for name, value in merged]
+    return [
+        (f"x-amzn-Remapped-{name}" if name.lower() in _REMAPPED_HEADERS else name, value)
+        for name, value in merged
+    ]
 
 
 def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

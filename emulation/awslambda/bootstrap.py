@@ -144,7 +144,9 @@ class LambdaContext:
 
 
 # -- errors, as the runtime reports and logs them --------------------------------------------------
-def make_error(message: str, error_type: str, stack_trace: list[str] | None, invoke_id: str | None = None) -> dict:
+def make_error(
+    message: str, error_type: str, stack_trace: list[str] | None, invoke_id: str | None = None
+) -> dict:
     return {
         "errorMessage": message or "",
         "errorType": error_type or "",
@@ -186,11 +188,14 @@ def get_handler(handler: str):
     try:
         modname, fname = handler.rsplit(".", 1)
     except ValueError as error:
-        raise FaultException(FaultException.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {error}") from None
+        raise FaultException(
+            FaultException.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {error}"
+        ) from None
     try:
         if modname.split(".")[0] in sys.builtin_module_names:
             raise FaultException(
-                FaultException.BUILT_IN_MODULE_CONFLICT, f"Cannot use built-in module {modname} as a handler module"
+                FaultException.BUILT_IN_MODULE_CONFLICT,
+                f"Cannot use built-in module {modname} as a handler module",
             )
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as error:
@@ -232,7 +237,8 @@ def _setup_logging() -> None:
     handler = _StdoutHandler()
     handler.setFormatter(
         logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
         )
     )
     handler.addFilter(_RequestIdFilter())
@@ -250,7 +256,9 @@ def marshal_response(response) -> bytes:
     if isinstance(response, bytes):
         return response
     # Python 3.12+ runtimes send non-ASCII characters as they are; older ones escape them.
-    ensure_ascii = os.environ.get("AWS_EXECUTION_ENV") in {f"AWS_Lambda_python3.{minor}" for minor in range(12)}
+    ensure_ascii = os.environ.get("AWS_EXECUTION_ENV") in {
+        f"AWS_Lambda_python3.{minor}" for minor in range(12)
+    }
     try:
         return json.dumps(response, default=_encode_decimal, ensure_ascii=ensure_ascii).encode()
     except Exception as error:
@@ -303,7 +311,11 @@ def handle_event(request_handler, meta: dict, body: bytes) -> tuple[dict, bytes]
     invoke_id = meta["requestId"]
     try:
         context = LambdaContext(
-            invoke_id, meta.get("clientContext"), meta.get("cognitoIdentity"), meta["deadlineMs"], meta["invokedFunctionArn"]
+            invoke_id,
+            meta.get("clientContext"),
+            meta.get("cognitoIdentity"),
+            meta["deadlineMs"],
+            meta["invokedFunctionArn"],
         )
         response = request_handler(json.loads(body), context)
         return {"error": False}, marshal_response(response)

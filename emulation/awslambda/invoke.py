@@ -80,7 +80,9 @@ class InvokeResult:
             headers["X-Amz-Function-Error"] = self.function_error
         if self.log_result is not None:
             headers["X-Amz-Log-Result"] = self.log_result
-        return Response(self.payload, status=self.status_code, headers=headers, content_type="application/json")
+        return Response(
+            self.payload, status=self.status_code, headers=headers, content_type="application/json"
+        )
 
 
 @dataclass
@@ -215,7 +217,9 @@ class LambdaService:
         self._events.shutdown(wait=False, cancel_futures=True)
 
     # -- resolving a function -----------------------------------------------------------------------
-    def _resolve(self, function_name: str, qualifier: str | None, region: str | None) -> tuple[FunctionSpec, str]:
+    def _resolve(
+        self, function_name: str, qualifier: str | None, region: str | None
+    ) -> tuple[FunctionSpec, str]:
         parts = _FUNCTION_NAME.fullmatch(function_name)
         name, named_qualifier = parts["name"], parts["qualifier"]
         if qualifier and named_qualifier and qualifier != named_qualifier:
@@ -243,7 +247,9 @@ class LambdaService:
                 status=502,
             )
         spec = _spec(function, region)
-        unqualified = function.function_arn if spec.version == "$LATEST" else function.function_arn.rsplit(":", 1)[0]
+        unqualified = (
+            function.function_arn if spec.version == "$LATEST" else function.function_arn.rsplit(":", 1)[0]
+        )
         return spec, f"{unqualified}:{qualifier}" if qualifier else unqualified
 
     def _current(self, spec: FunctionSpec) -> Any | None:
@@ -259,7 +265,9 @@ class LambdaService:
         function = self._current(spec)
         if function is None:
             raise AwsError(
-                "ResourceConflictException", "The function was updated or deleted while it was being invoked.", 409
+                "ResourceConflictException",
+                "The function was updated or deleted while it was being invoked.",
+                409,
             )
         return function.code_bytes
 
@@ -485,7 +493,9 @@ def _client_context(value: str | None) -> dict | None:
     except (binascii.Error, ValueError):
         context = None
     if not isinstance(context, dict):
-        raise AwsError("InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object.")
+        raise AwsError(
+            "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
+        )
     return context
 
 

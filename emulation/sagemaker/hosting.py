@@ -217,9 +217,8 @@ class EndpointHost:
             reply = container.request("GET", "/ping")
             if reply.status != 200:
                 raise RuntimeError(f"/ping answered {reply.status}")
-        return Variant(
-            spec["VariantName"], float(spec.get("InitialVariantWeight", 1.0)), containers, work_dir
-        )
+        weight = float(spec.get("InitialVariantWeight", 1.0))
+        return Variant(spec["VariantName"], weight, containers, work_dir, model["PrimaryContainer"]["Image"])
 
     @staticmethod
     def _variant_summary(variant: Variant) -> dict[str, Any]:
