@@ -251,7 +251,7 @@ class ExecuteApi:
             (
                 r
                 for r in integration.responses
-                if r.selection_pattern and re.fullmatch(r.selection_pattern, str(status_code))
+                if r.selection_pattern and _selects(r.selection_pattern, status_code)
             ),
             next((r for r in integration.responses if not r.selection_pattern), None),
         )
@@ -318,6 +318,14 @@ def _with_forwarding_headers(headers: list[tuple[str, str]], request: Request) -
         ("X-Forwarded-Proto", request.scheme),
     ]
     return kept + added
+
+
+def _selects(selection_pattern: str, status_code: int) -> bool:
+    """Whether an integration response's selectionPattern (a regex) matches the whole status code."""
+    try:
+        return re.fullmatch(selection_pattern, str(status_code)) is not None
+    except re.error:
+        return False
 
 
 def _ids(incoming: proxy.IncomingRequest) -> list[tuple[str, str]]:

@@ -266,6 +266,25 @@ def marshal_response(response) -> bytes:
 
 
 # -- the loop ---------------------------------------------------------------------------------------
+class Unbuffered:
+    """Every write reaches the pipe at once, as in AWS's runtime: nothing is lost when a timeout kills us."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def write(self, text):
+        written = self.stream.write(text)
+        self.stream.flush()
+        return written
+
+    def writelines(self, lines):
+        self.stream.writelines(lines)
+        self.stream.flush()
+
+
 class Channel:
     """The worker's ends of the two pipes to the emulator."""
 
@@ -343,8 +362,8 @@ def main(argv: list[str]) -> None:
     global _request_id
     channel = Channel(int(argv[1]), int(argv[2]))
     sys.argv = argv[:1]
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
+    sys.stdout = Unbuffered(sys.stdout)
+    sys.stderr = Unbuffered(sys.stderr)
     _isolate_imports()
     _setup_logging()
 

@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$"
 # The grammar of the model's FunctionName pattern, with the parts we need named.
 _FUNCTION_NAME = re.compile(
     r"(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:\d{12}:)?"
-    r"(?:function:)?(?P<name>[a-zA-Z0-9-_.]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?"
+    r"(?:function:)?(?P<name>[a-zA-Z0-9-_.]+)(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
 )
 _logger = logging.getLogger("sagelocal.lambda")
 
@@ -138,7 +139,7 @@ class LambdaService:
                 trace_id=request.headers.get("X-Amzn-Trace-Id"),
             )
         except AwsError as error:
-            return lambda_error_response(error)
+            return _error_response(error)
         return result.to_response()
 
     # -- in-process ---------------------------------------------------------------------------------
@@ -317,7 +318,12 @@ class LambdaService:
             env.close()
         if warm is not None:
             return warm, False
-        task = task_root(self.config.data_dir, spec, self._package(spec))
+        try:
+            task = task_root(self.config.data_dir, spec, self._package(spec))
+        except zipfile.BadZipFile:  # AWS refuses such a package at upload; moto keeps it
+            raise AwsError(
+                "InvalidZipFileException", "Lambda was unable to unzip the deployment package.", status=502
+            ) from None
         environment = runtime_environment(
             spec, task, runtime_directory(self.config.data_dir), self._credentials(spec), self.endpoint_url()
         )
@@ -504,7 +510,7 @@ def new_trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
 
 
-def lambda_error_response(error: AwsError) -> Response:
+def _error_response(error: AwsError) -> Response:
     """An Invoke API error the rest-json way Lambda words it: ``x-amzn-ErrorType`` and ``{"Type", "Message"}``."""
     return Response(
         json.dumps({"Type": "User" if error.status < 500 else "Service", "Message": error.message}),

@@ -194,6 +194,10 @@ class ExecutionEnvironment:
                 pass_fds=(request_r, response_w),
                 start_new_session=True,  # its own process group: a timeout kills what the handler started too
             )
+        except BaseException:
+            for fd in (self._request_w, self._response_r, self._log_r):
+                os.close(fd)
+            raise
         finally:
             for fd in (request_r, response_w, log_w):
                 os.close(fd)
@@ -204,6 +208,7 @@ class ExecutionEnvironment:
         self._selector.register(self._log_r, selectors.EVENT_READ)
         self._frames = bootstrap.FrameReader()
         self._log = bytearray()
+        self._log_open = True  # until the worker closes its stdout and stderr
         self._started = time.monotonic()
         self._closed = False
 
@@ -243,8 +248,12 @@ class ExecutionEnvironment:
         try:
             bootstrap.write_frame(self._request_w, {**meta, "marker": marker.decode()}, body)
             answer, output = self._await(marker, deadline)
-        except _Exited:
-            code = self._process.wait()
+        except (_Exited, BrokenPipeError):
+            try:
+                code = self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # it closed its pipe but lingers
+                self.kill()
+                code = self._process.wait()
             return Outcome(
                 _platform_error("Runtime.ExitError", f"RequestId: {request_id} Error: {_exit_reason(code)}"),
                 "Runtime.ExitError",
@@ -271,7 +280,7 @@ class ExecutionEnvironment:
     def _await(self, marker: bytes, deadline: float) -> tuple[tuple[dict, bytes] | None, list[str]]:
         """Wait for the answer frame and the log marker before it; (None, []) past the deadline."""
         answer = self._frames.next_frame()
-        output: list[str] | None = None
+        output: list[str] | None = None if self._log_open else []
         while answer is None or output is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -288,6 +297,7 @@ class ExecutionEnvironment:
                     answer = answer or self._frames.next_frame()
                 elif not chunk:  # stdout closed: whatever was printed is all there will be
                     self._selector.unregister(self._log_r)
+                    self._log_open = False
                     output = _lines(bytes(self._log))
                     self._log.clear()
                 else:

@@ -22,6 +22,7 @@ from pathlib import Path
 from emulation.containers.images import ContainerImage
 
 _PRELOAD = [
+    "emulation.containers.launcher",
     "emulation.containers.xgboost.training",
     "emulation.containers.xgboost.inference",
     "emulation.containers.serving",
