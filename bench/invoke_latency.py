@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
             ("baseline raw Booster.inplace_predict p50 (ms)", raw_p["p50"], "same model, in-process"),
             ("invoke / sts p50", figures["invoke_over_sts_p50_ratio"], "x"),
         ],
-        args.json,
+        args,
         figures,
     )
     return figures

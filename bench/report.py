@@ -11,6 +11,7 @@ from collections.abc import Sequence
 def parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="print one JSON object of figures instead of a table")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # figures only (python -m bench --json)
     return parser
 
 
@@ -23,9 +24,11 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p99": at(0.99), "mean": statistics.fmean(ordered)}
 
 
-def emit(title: str, rows: list[tuple[str, object, str]], as_json: bool, figures: dict) -> None:
+def emit(title: str, rows: list[tuple[str, object, str]], args: argparse.Namespace, figures: dict) -> None:
     """rows: (what, value, note); figures: the same numbers for --json."""
-    if as_json:
+    if args.quiet:
+        return
+    if args.json:
         print(json.dumps(figures, indent=2, default=str))
         return
     print(f"\n{title}")

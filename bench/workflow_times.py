@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
             figures["workflows"][name] = {"seconds": seconds, "exit_code": code, "aws_reference_seconds": reference}
             note = f"s  (~{reference // 60} min on AWS: {reference / seconds:,.0f}x)" if reference else "s"
             rows.append((f"sagelocal run {name}" + ("" if code == 0 else " FAILED"), seconds, note))
-    emit("Workflow wall time on the local target, interpreter start-up included", rows, args.json, figures)
+    emit("Workflow wall time on the local target, interpreter start-up included", rows, args, figures)
     return figures
 
 

@@ -33,13 +33,13 @@ _warm_lock = threading.Lock()
 #: Containers share this machine's cores (a tuning run trains several at once). With OpenMP's
 #: default busy-waiting, two threads on a busy 2-core machine train ~10x slower than one; passive
 #: waiting keeps multi-threaded training fast. Applied only to the container processes.
-_CONTAINER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+CONTAINER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def warm_up() -> None:
     """Start the forkserver (and its xgboost import) ahead of the first job; safe to call often."""
     with _warm_lock:
-        added = {k: v for k, v in _CONTAINER_ENVIRONMENT.items() if k not in os.environ}
+        added = {k: v for k, v in CONTAINER_ENVIRONMENT.items() if k not in os.environ}
         os.environ.update(added)  # the forkserver inherits the environment it starts with
         try:
             forkserver.ensure_running()
