@@ -88,6 +88,13 @@ class Target:
             self._clients[service] = self.boto_session.client(service)
         return self._clients[service]
 
+    def execute_api_url(self, api_id: str, stage: str) -> str:
+        """The public URL of a deployed REST API stage (path style locally: *.localhost names
+        do not resolve everywhere)."""
+        if self.endpoint_url:
+            return f"{self.endpoint_url}/_aws/execute-api/{api_id}/{stage}/"
+        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}/"
+
 
 class VirtualClock:
     """Stands in for the ``time`` module inside ``sagemaker.session`` on the local target.

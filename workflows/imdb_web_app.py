@@ -1,0 +1,326 @@
+"""2a: IMDB sentiment web app: XGBoost on a bag of words behind a public REST API.
+
+Prepare the reviews -> bag of words (5,000 words, the shared ``review_text`` module) -> train
+(SageMaker SDK Estimator) -> batch transform the test reviews (accuracy) -> deploy a private
+endpoint -> build the Lambda package (function + the same text module + vocabulary; the endpoint
+name in an environment variable) -> IAM role -> Lambda function -> REST API (POST on ``/``,
+Lambda proxy, CORS preflight) -> stage ``prod`` -> the public URL, checked with real reviews.
+
+Fixed defects of the original: the Lambda tokenised with ``str.split()`` while training used
+CountVectorizer (skew), the vocabulary and endpoint name were pasted by hand, no error handling.
+SDK v1 names replaced (``get_image_uri`` -> ``image_uris.retrieve``). ``eval_metric=error`` is
+added so that early stopping works on the 1.7-1 image as it did on the 0.90 image of the original
+(1.3-1 and later ignore ``early_stopping_rounds`` without an evaluation metric).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workflows import boston, lambda_package, review_text
+from workflows.datasets import imdb
+from workflows.registry import WorkflowResult
+from workflows.target import Target
+
+NAME = "imdb-web-app"
+SUMMARY = "IMDB sentiment: train, batch transform, endpoint, Lambda + API Gateway public API"
+PREFIX = "sentiment-web-app"
+INSTANCE_TYPE = "ml.m4.xlarge"
+HYPERPARAMETERS = {
+    "max_depth": 5,
+    "eta": 0.2,
+    "gamma": 4,
+    "min_child_weight": 6,
+    "subsample": 0.8,
+    "objective": "binary:logistic",
+    "eval_metric": "error",
+    "early_stopping_rounds": 10,
+    "num_round": 500,
+}
+FUNCTION_NAME = "sentiment-analysis"
+ROLE_NAME = "sentiment-analysis-lambda-role"
+STAGE = "prod"
+SEED = 2011
+PLAN = [
+    ("training job", f"1 x {INSTANCE_TYPE}"),
+    ("model", "xgboost " + boston.XGBOOST_VERSION),
+    ("transform job", f"1 x {INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {INSTANCE_TYPE} (private: signed requests only)"),
+    ("IAM role", f"{ROLE_NAME} (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
+    ("Lambda function", f"{FUNCTION_NAME} ({lambda_package.RUNTIME})"),
+    ("REST API", f"POST / (Lambda proxy) + OPTIONS (CORS), stage {STAGE}"),
+]
+SAMPLE_REVIEWS = {
+    "positive": "This movie was a wonderful, moving experience. The acting was brilliant and I loved every minute.",
+    "negative": "A dull, boring mess. The plot made no sense, the acting was awful and I wanted my money back.",
+}
+
+
+@dataclass
+class Prepared:
+    directory: Path
+    vocabulary: dict[str, int]
+    test_labels: np.ndarray
+    test_texts: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SentimentApp:
+    """What a deployed app is: where the public API is and what serves it."""
+
+    api_url: str
+    api_id: str
+    endpoint_name: str
+    function_name: str
+
+
+def _write_csv(path: Path, matrix, labels=None) -> None:
+    """Dense CSV (label first, no header), written from the sparse matrix row by row."""
+    columns = matrix.shape[1]
+    with path.open("w") as out:
+        for row in range(matrix.shape[0]):
+            cells = ["0"] * columns
+            start, end = matrix.indptr[row], matrix.indptr[row + 1]
+            for column, value in zip(matrix.indices[start:end], matrix.data[start:end], strict=True):
+                cells[column] = str(value)
+            prefix = f"{labels[row]}," if labels is not None else ""
+            out.write(prefix + ",".join(cells) + "\n")
+
+
+def prepare(source: Path, directory: Path, log=print) -> Prepared:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    timings = {}
+    started = time.perf_counter()
+    reviews = imdb.load_reviews(source)
+    validation_size = 10_000 if len(reviews.train_texts) >= 20_000 else 0.4
+    split = imdb.shuffle_and_split(reviews, seed=SEED, validation_size=validation_size)
+    timings["prepare_s"] = time.perf_counter() - started
+    log(f"reviews: {len(split.train_texts)} train, {len(split.validation_texts)} validation, {len(split.test_texts)} test")
+
+    started = time.perf_counter()
+    vectorizer = CountVectorizer(
+        max_features=review_text.VOCABULARY_SIZE, tokenizer=review_text.tokenize, lowercase=False, token_pattern=None
+    )
+    train = vectorizer.fit_transform(split.train_texts).tocsr()
+    validation = vectorizer.transform(split.validation_texts).tocsr()
+    test = vectorizer.transform(split.test_texts).tocsr()
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_csv(directory / "train.csv", train, split.train_labels)
+    _write_csv(directory / "validation.csv", validation, split.validation_labels)
+    _write_csv(directory / "test.csv", test)
+    timings["vectorize_s"] = time.perf_counter() - started
+    vocabulary = {word: int(column) for word, column in vectorizer.vocabulary_.items()}
+    return Prepared(directory, vocabulary, np.asarray(split.test_labels), list(split.test_texts), timings)
+
+
+def train_and_deploy(target: Target, data: Prepared, log=print):
+    """Upload, train, batch-transform the test set and deploy; return (estimator, predictor, accuracy)."""
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+
+    session = target.sagemaker_session
+    bucket = session.default_bucket()
+    started = time.perf_counter()
+    locations = {name: session.upload_data(str(data.directory / f"{name}.csv"), key_prefix=PREFIX) for name in ("test", "validation", "train")}
+    data.timings["upload_s"] = time.perf_counter() - started
+
+    estimator = Estimator(
+        boston.xgboost_image(target.region),
+        target.role_arn,
+        instance_count=1,
+        instance_type=INSTANCE_TYPE,
+        output_path=f"s3://{bucket}/{PREFIX}/output",
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(**HYPERPARAMETERS)
+    log("training...")
+    started = time.perf_counter()
+    estimator.fit(
+        {
+            "train": TrainingInput(locations["train"], content_type="text/csv"),
+            "validation": TrainingInput(locations["validation"], content_type="text/csv"),
+        }
+    )
+    data.timings["train_s"] = time.perf_counter() - started
+
+    log("batch transform of the test reviews...")
+    started = time.perf_counter()
+    transformer = estimator.transformer(1, INSTANCE_TYPE)
+    transformer.transform(locations["test"], content_type="text/csv", split_type="Line")
+    transformer.wait()
+    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
+    scores = np.array(target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float)
+    accuracy = float(np.mean(np.round(scores) == data.test_labels))
+    data.timings["transform_s"] = time.perf_counter() - started
+
+    log("deploying the private endpoint...")
+    predictor = estimator.deploy(1, INSTANCE_TYPE)
+    return estimator, predictor, accuracy
+
+
+def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=print) -> SentimentApp:
+    """The public door: IAM role, Lambda function and a REST API with stage prod."""
+    iam, lambda_client, apigateway = target.client("iam"), target.client("lambda"), target.client("apigateway")
+    account = target.client("sts").get_caller_identity()["Account"]
+    endpoint_arn = f"arn:aws:sagemaker:{target.region}:{account}:endpoint/{endpoint_name.lower()}"
+    role_arn = iam.create_role(
+        RoleName=ROLE_NAME,
+        AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        ),
+    )["Role"]["Arn"]
+    # Least privilege: call this one endpoint, write its own logs.
+    iam.put_role_policy(
+        RoleName=ROLE_NAME,
+        PolicyName="invoke-sentiment-endpoint",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": endpoint_arn},
+                    {
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": f"arn:aws:logs:{target.region}:{account}:log-group:/aws/lambda/{FUNCTION_NAME}:*",
+                    },
+                ],
+            }
+        ),
+    )
+    log(f"Lambda function {FUNCTION_NAME} (package of the function, review_text and the vocabulary)...")
+    function_arn = _create_function(lambda_client, role_arn, endpoint_name, lambda_package.build(vocabulary))
+
+    api_id = apigateway.create_rest_api(name="sentiment-analysis-api", endpointConfiguration={"types": ["REGIONAL"]})["id"]
+    root = next(r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
+    apigateway.put_integration(
+        restApiId=api_id,
+        resourceId=root,
+        httpMethod="POST",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{target.region}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+    )
+    _enable_cors(apigateway, api_id, root)
+    lambda_client.add_permission(
+        FunctionName=FUNCTION_NAME,
+        StatementId="api-gateway-invoke",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{target.region}:{account}:{api_id}/*/POST/",
+    )
+    apigateway.create_deployment(restApiId=api_id, stageName=STAGE)
+    return SentimentApp(target.execute_api_url(api_id, STAGE), api_id, endpoint_name, FUNCTION_NAME)
+
+
+def _create_function(lambda_client, role_arn: str, endpoint_name: str, package: bytes) -> str:
+    # A new role takes a few seconds to become assumable on AWS; retry only that error.
+    for attempt in range(10):
+        try:
+            return lambda_client.create_function(
+                FunctionName=FUNCTION_NAME,
+                Runtime=lambda_package.RUNTIME,
+                Role=role_arn,
+                Handler=lambda_package.HANDLER,
+                Code={"ZipFile": package},
+                Timeout=30,
+                MemorySize=512,
+                Environment={"Variables": {"ENDPOINT_NAME": endpoint_name}},
+            )["FunctionArn"]
+        except lambda_client.exceptions.InvalidParameterValueException as error:
+            if "cannot be assumed" not in str(error) or attempt == 9:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def _enable_cors(apigateway, api_id: str, resource_id: str) -> None:
+    """The console's "Enable CORS": an OPTIONS method answered by a MOCK integration."""
+    headers = {
+        "Access-Control-Allow-Headers": "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'",
+        "Access-Control-Allow-Methods": "'OPTIONS,POST'",
+        "Access-Control-Allow-Origin": "'*'",
+    }
+    apigateway.put_method(restApiId=api_id, resourceId=resource_id, httpMethod="OPTIONS", authorizationType="NONE")
+    apigateway.put_integration(
+        restApiId=api_id,
+        resourceId=resource_id,
+        httpMethod="OPTIONS",
+        type="MOCK",
+        requestTemplates={"application/json": '{"statusCode": 200}'},
+    )
+    apigateway.put_method_response(
+        restApiId=api_id,
+        resourceId=resource_id,
+        httpMethod="OPTIONS",
+        statusCode="200",
+        responseParameters={f"method.response.header.{name}": False for name in headers},
+    )
+    apigateway.put_integration_response(
+        restApiId=api_id,
+        resourceId=resource_id,
+        httpMethod="OPTIONS",
+        statusCode="200",
+        responseParameters={f"method.response.header.{name}": value for name, value in headers.items()},
+        responseTemplates={"application/json": ""},
+    )
+
+
+def ask_public_api(api_url: str, review: str) -> tuple[int, str, float | None]:
+    """POST a review the way the web page does: raw text, no signature. Returns (status, body, score)."""
+    request = urllib.request.Request(api_url, data=review.encode(), headers={"Content-Type": "text/plain"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            score = response.headers.get("X-Sentiment-Score")
+            return response.status, response.read().decode(), float(score) if score is not None else None
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(), None
+
+
+def endpoint_score(target: Target, endpoint_name: str, vocabulary: dict[str, int], review: str) -> float:
+    """The training-side path: the same text module, straight to the endpoint with a signed call."""
+    row = review_text.to_csv_row(review_text.bag_of_words(review, vocabulary))
+    answer = target.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint_name, ContentType="text/csv", Body=row)
+    return float(answer["Body"].read().split()[0])
+
+
+def deploy(target: Target, output_dir: Path, log=print, source: Path | None = None):
+    """Everything up to a public URL; returns (app, prepared data, test accuracy)."""
+    source = source or imdb.default_source()
+    log(f"reviews from {source}")
+    data = prepare(source, output_dir / "data", log)
+    _, predictor, accuracy = train_and_deploy(target, data, log)
+    log(f"batch transform accuracy on {len(data.test_labels)} test reviews: {accuracy:.4f}")
+    app = publish(target, predictor.endpoint_name, data.vocabulary, log)
+    return app, data, accuracy
+
+
+def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
+    app, data, accuracy = deploy(target, output_dir, log)
+    log(f"public API: {app.api_url}")
+    verdicts = {}
+    for expected, review in SAMPLE_REVIEWS.items():
+        status, body, score = ask_public_api(app.api_url, review)
+        if status != 200:
+            raise RuntimeError(f"the public API answered {status}: {body}")
+        verdicts[expected] = (body, score)
+        log(f"  {expected} review -> {'POSITIVE' if body == '1' else 'NEGATIVE'} (score {score:.3f})")
+    skew = max(
+        abs(score - endpoint_score(target, app.endpoint_name, data.vocabulary, SAMPLE_REVIEWS[name]))
+        for name, (_, score) in verdicts.items()
+    )
+    metrics = {
+        "test_accuracy": accuracy,
+        "public_path_correct": float(verdicts["positive"][0] == "1") + float(verdicts["negative"][0] == "0"),
+        "public_vs_endpoint_max_score_difference": skew,
+    }
+    return WorkflowResult(NAME, metrics, [], {"api_url": app.api_url, "timings": data.timings})
