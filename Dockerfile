@@ -8,8 +8,15 @@ ENV PYTHONUNBUFFERED=1 \
     SAGEMAKER_SUPPRESS_V2_WARNING=1 \
     SAGELOCAL_DATA_DIR=/var/lib/sagelocal
 
+# Job directories, endpoint model copies and Lambda runtimes live under SAGELOCAL_DATA_DIR (a named
+# volume in docker-compose.yml); created here so that a fresh volume is owned by the user below.
+RUN useradd --create-home --uid 1000 sagelocal \
+    && mkdir -p /var/lib/sagelocal \
+    && chown sagelocal:sagelocal /var/lib/sagelocal
+
 WORKDIR /app
-COPY . /app
+# Owned by the user, so `docker compose run emulator sagelocal demo` can write sagelocal-output/.
+COPY --chown=sagelocal:sagelocal . /app
 
 # The same editable install of the project that CI runs (.ci/run: pip install -e '.[dev]'), minus
 # the dev extra (pytest, tox, ruff, playwright) and minus CI's `apt-get install -y chromium`: both
@@ -18,12 +25,6 @@ COPY . /app
 # checks that this line stays CI's line.
 RUN pip install -e .
 
-# Job directories, endpoint model copies and Lambda runtimes live under SAGELOCAL_DATA_DIR
-# (a named volume in docker-compose.yml); created here so the volume is owned by the user below.
-RUN useradd --create-home --uid 1000 sagelocal \
-    && mkdir -p /var/lib/sagelocal \
-    && chown sagelocal:sagelocal /var/lib/sagelocal
 USER sagelocal
-
 EXPOSE 4566 8080
 CMD ["sagelocal", "emulator", "--host", "0.0.0.0", "--port", "4566"]

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,8 +27,10 @@ workflows: {workflows}
 EPILOG = """\
 examples:
   sagelocal demo                              every workflow on the embedded emulator, with a summary
+  sagelocal up                                emulator + sentiment app + web page (http://127.0.0.1:8080/)
   sagelocal run boston-high-level             one workflow, local (the default target)
   sagelocal run boston-low-level --target aws --region eu-west-1 --role-arn arn:aws:iam::123:role/SageMakerRole
+  sagelocal run imdb-web-app --target aws --plan   what it would create on AWS, creating nothing
   sagelocal emulator --port 4566              the emulator alone; point any boto3 code at it with
                                               AWS_ENDPOINT_URL=http://127.0.0.1:4566 (keys test/test)
 """
@@ -59,6 +62,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bucket", help="S3 bucket for data and models (default: sagemaker-<region>-<account>)")
     run.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where plots and data go (default: %(default)s)")
     run.add_argument("--keep", action="store_true", help="do not remove the created resources at the end")
+    run.add_argument("--plan", action="store_true", help="print what the run would create, create nothing")
+
+    up = commands.add_parser(
+        "up",
+        help="emulator + deployed sentiment app + web page, until Ctrl-C",
+        description="Start the emulator, deploy workflow 2a (IMDB sentiment: endpoint, Lambda, REST API) on it "
+        "and serve the web page on its own port; everything keeps running until Ctrl-C. Reviews come from "
+        "the shipped sample unless $SAGELOCAL_IMDB names the full data set (directory or .tar.gz).",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address for both servers (default: %(default)s)")
+    up.add_argument("--port", type=int, default=4566, help="emulator port (default: %(default)s)")
+    up.add_argument("--web-port", type=int, default=8080, help="web page port (default: %(default)s)")
+    up.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where data goes (default: %(default)s)")
+
+    web = commands.add_parser("web", help="serve only the web page", description="Serve web/ with config.json naming the API.")
+    web.add_argument("--api-url", default=os.environ.get("SAGELOCAL_API_URL", ""), help="the public API URL (default: $SAGELOCAL_API_URL)")
+    web.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    web.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
 
     demo = commands.add_parser(
         "demo", help="run every workflow locally and print a summary", description="Run every workflow on one embedded emulator."
@@ -125,9 +146,49 @@ def _demo(output: Path) -> int:
     return 1 if any(r[1].startswith("FAILED") for r in rows) else 0
 
 
+def _plan(name: str, settings: TargetSettings) -> int:
+    module = registry.load(name)
+    where = "the local emulator" if settings.name == "local" else f"AWS ({settings.region or 'region not set'})"
+    print(f"{name} on {where} would create (and remove at the end{'' if not settings.keep else ', unless --keep'}):")
+    for kind, detail in module.PLAN:
+        print(f"  - {kind}: {detail}")
+    print("nothing was created.")
+    return 0
+
+
+def _up(args) -> int:
+    from emulation import Emulator, EmulatorConfig
+    from workflows import imdb_web_app
+    from workflows.webpage import PageServer
+
+    with Emulator(EmulatorConfig(host=args.host, port=args.port)) as emulator:
+        settings = TargetSettings(name="local", endpoint_url=emulator.url, keep=True)
+        with open_target(settings) as target:
+            app, _, accuracy = imdb_web_app.deploy(target, args.output / imdb_web_app.NAME)
+        with PageServer(app.api_url, host=args.host, port=args.web_port) as page:
+            print(f"\nsentiment app is up (test accuracy {accuracy:.3f}):")
+            print(f"  web page     {page.url}")
+            print(f"  public API   {app.api_url}   (POST the review text)")
+            print(f"  emulator     {emulator.url}   (AWS_ENDPOINT_URL; keys test/test)")
+            print("Ctrl-C to stop.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_sdk()
+    if args.command == "up":
+        return _up(args)
+    if args.command == "web":
+        from workflows.webpage import PageServer
+
+        page = PageServer(args.api_url, host=args.host, port=args.port)
+        print(f"web page on {page.url} (API: {args.api_url or 'not set: use ?api=<url>'})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            page.serve_forever()
+        return 0
     if args.command == "emulator":
         from emulation import Emulator, EmulatorConfig
 
@@ -142,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = TargetSettings.from_environment(
             name=args.target, region=args.region, role_arn=args.role_arn, bucket=args.bucket, keep=args.keep
         )
+        if args.plan:
+            return _plan(args.workflow, settings)
         result, seconds = run_workflow(args.workflow, settings, args.output)
     except TargetError as error:
         print(f"sagelocal: {error}", file=sys.stderr)
