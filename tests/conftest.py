@@ -1,8 +1,13 @@
-"""Shared fixtures: one real emulator on a free port for the whole session, and clients for it."""
+"""Shared fixtures: one real emulator on a free port for the whole session, and clients for it.
+
+With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sagelocal up`` or
+``docker compose up``), the tests use that emulator instead of starting one.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import boto3
 import pytest
@@ -14,11 +19,30 @@ from emulation import Emulator, EmulatorConfig  # noqa: E402
 REGION = "us-east-1"
 
 
+@dataclass
+class RunningStack:
+    """An emulator started elsewhere: only its URL and the default credentials are known."""
+
+    url: str
+    config: EmulatorConfig = field(default_factory=EmulatorConfig)
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
+    if os.environ.get("SAGELOCAL_ENDPOINT"):
+        yield RunningStack(os.environ["SAGELOCAL_ENDPOINT"].rstrip("/"))
+        return
     config = EmulatorConfig(port=0, data_dir=tmp_path_factory.mktemp("sagelocal-data"))
     with Emulator(config) as running:
         yield running
+
+
+@pytest.fixture
+def in_process_emulator(emulator):
+    """For tests that reach into the emulator's state (e.g. to kill a job's process)."""
+    if isinstance(emulator, RunningStack):
+        pytest.skip("needs the emulator in this process")
+    return emulator
 
 
 @pytest.fixture(scope="session")

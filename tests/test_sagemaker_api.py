@@ -225,13 +225,13 @@ def test_stop_training_job(client, data):
         sagemaker.stop_training_job(TrainingJobName=name)
 
 
-def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(emulator, client, data):
+def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(in_process_emulator, client, data):
     sagemaker = client("sagemaker")
     name = unique("job")
     slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
     sagemaker.create_training_job(**training_request(name, data[1], hyperparameters=slow))
     wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",))
-    run = emulator.sagemaker.training_job(name)
+    run = in_process_emulator.sagemaker.training_job(name)
     deadline = time.monotonic() + 10
     while run._container is None and time.monotonic() < deadline:
         time.sleep(0.02)

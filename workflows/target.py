@@ -243,9 +243,12 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
             "the aws target needs " + " and ".join(missing) + ": an execution role SageMaker and Lambda can assume, "
             "and the region to create resources in"
         )
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        raise TargetError("AWS_ENDPOINT_URL is set: unset it to reach real AWS (it points the SDKs elsewhere)")
+    redirected = sorted(k for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") and v)
+    if redirected:
+        raise TargetError(f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)")
     boto_session = boto3.Session(region_name=settings.region)
+    if boto_session._session.get_scoped_config().get("endpoint_url"):
+        raise TargetError("the AWS config profile sets endpoint_url: use a profile without it to reach real AWS")
     if boto_session.get_credentials() is None:
         raise TargetError(
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
