@@ -56,6 +56,9 @@ def plot_tuning_progress(objective_values: Sequence[float | None], path: Path, t
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(xs, ys, s=22, label="child training job")
     ax.step(xs, best_line, where="post", color="tab:red", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training job (launch order)")
     ax.set_ylabel("objective")
     ax.set_title(title)

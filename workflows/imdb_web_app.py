@@ -44,6 +44,8 @@ HYPERPARAMETERS = {
     "early_stopping_rounds": 10,
     "num_round": 500,
 }
+#: Names get a timestamp suffix, as the SDK's do: a second deployment (or one kept with --keep)
+#: in the same account and region does not collide.
 FUNCTION_NAME = "sentiment-analysis"
 ROLE_NAME = "sentiment-analysis-lambda-role"
 STAGE = "prod"
@@ -53,8 +55,8 @@ PLAN = [
     ("model", "xgboost " + boston.XGBOOST_VERSION),
     ("transform job", f"1 x {INSTANCE_TYPE}"),
     ("endpoint config + endpoint", f"1 x {INSTANCE_TYPE} (private: signed requests only)"),
-    ("IAM role", f"{ROLE_NAME} (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
-    ("Lambda function", f"{FUNCTION_NAME} ({lambda_package.RUNTIME})"),
+    ("IAM role", f"{ROLE_NAME}-<timestamp> (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
+    ("Lambda function", f"{FUNCTION_NAME}-<timestamp> ({lambda_package.RUNTIME})"),
     ("REST API", f"POST / (Lambda proxy) + OPTIONS (CORS), stage {STAGE}"),
 ]
 SAMPLE_REVIEWS = {
@@ -170,17 +172,19 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
 def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=print) -> SentimentApp:
     """The public door: IAM role, Lambda function and a REST API with stage prod."""
     iam, lambda_client, apigateway = target.client("iam"), target.client("lambda"), target.client("apigateway")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    function_name, role_name = f"{FUNCTION_NAME}-{stamp}", f"{ROLE_NAME}-{stamp}"
     account = target.client("sts").get_caller_identity()["Account"]
     endpoint_arn = f"arn:aws:sagemaker:{target.region}:{account}:endpoint/{endpoint_name.lower()}"
     role_arn = iam.create_role(
-        RoleName=ROLE_NAME,
+        RoleName=role_name,
         AssumeRolePolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
         ),
     )["Role"]["Arn"]
     # Least privilege: call this one endpoint, write its own logs.
     iam.put_role_policy(
-        RoleName=ROLE_NAME,
+        RoleName=role_name,
         PolicyName="invoke-sentiment-endpoint",
         PolicyDocument=json.dumps(
             {
@@ -190,16 +194,16 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
                     {
                         "Effect": "Allow",
                         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Resource": f"arn:aws:logs:{target.region}:{account}:log-group:/aws/lambda/{FUNCTION_NAME}:*",
+                        "Resource": f"arn:aws:logs:{target.region}:{account}:log-group:/aws/lambda/{function_name}:*",
                     },
                 ],
             }
         ),
     )
-    log(f"Lambda function {FUNCTION_NAME} (package of the function, review_text and the vocabulary)...")
-    function_arn = _create_function(lambda_client, role_arn, endpoint_name, lambda_package.build(vocabulary))
+    log(f"Lambda function {function_name} (package of the function, review_text and the vocabulary)...")
+    function_arn = _create_function(lambda_client, function_name, role_arn, endpoint_name, lambda_package.build(vocabulary))
 
-    api_id = apigateway.create_rest_api(name="sentiment-analysis-api", endpointConfiguration={"types": ["REGIONAL"]})["id"]
+    api_id = apigateway.create_rest_api(name=f"sentiment-analysis-api-{stamp}", endpointConfiguration={"types": ["REGIONAL"]})["id"]
     root = next(r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
     apigateway.put_integration(
@@ -212,22 +216,22 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
     )
     _enable_cors(apigateway, api_id, root)
     lambda_client.add_permission(
-        FunctionName=FUNCTION_NAME,
+        FunctionName=function_name,
         StatementId="api-gateway-invoke",
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
         SourceArn=f"arn:aws:execute-api:{target.region}:{account}:{api_id}/*/POST/",
     )
     apigateway.create_deployment(restApiId=api_id, stageName=STAGE)
-    return SentimentApp(target.execute_api_url(api_id, STAGE), api_id, endpoint_name, FUNCTION_NAME)
+    return SentimentApp(target.execute_api_url(api_id, STAGE), api_id, endpoint_name, function_name)
 
 
-def _create_function(lambda_client, role_arn: str, endpoint_name: str, package: bytes) -> str:
+def _create_function(lambda_client, name: str, role_arn: str, endpoint_name: str, package: bytes) -> str:
     # A new role takes a few seconds to become assumable on AWS; retry only that error.
     for attempt in range(10):
         try:
             return lambda_client.create_function(
-                FunctionName=FUNCTION_NAME,
+                FunctionName=name,
                 Runtime=lambda_package.RUNTIME,
                 Role=role_arn,
                 Handler=lambda_package.HANDLER,
