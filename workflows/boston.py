@@ -58,3 +58,67 @@ def csv_channel(name: str, uri: str) -> dict:
         "ContentType": "text/csv",
         "CompressionType": "None",
     }
+
+
+def upload_split(target, split: boston.BostonSplit, prefix: str) -> dict[str, str]:
+    """Upload test, validation and train CSVs under the workflow's key prefix; their S3 URIs."""
+    session = target.sagemaker_session
+    return {
+        name: session.upload_data(str(path), bucket=target.bucket, key_prefix=prefix)
+        for name, path in (("test", split.test_csv), ("validation", split.validation_csv), ("train", split.train_csv))
+    }
+
+
+def estimator(target, prefix: str, hyperparameters: dict | None = None):
+    """The SDK Estimator of the original notebooks: built-in XGBoost, 1 x ml.m4.xlarge."""
+    from sagemaker.estimator import Estimator
+
+    built = Estimator(
+        xgboost_image(target.region),
+        target.role_arn,
+        instance_count=1,
+        instance_type=INSTANCE_TYPE,
+        output_path=f"s3://{target.bucket}/{prefix}/output",
+        sagemaker_session=target.sagemaker_session,
+    )
+    built.set_hyperparameters(**(hyperparameters or HYPERPARAMETERS))
+    return built
+
+
+def training_inputs(locations: dict[str, str]) -> dict:
+    from sagemaker.inputs import TrainingInput
+
+    return {name: TrainingInput(locations[name], content_type="text/csv") for name in ("train", "validation")}
+
+
+def sdk_batch_transform(target, fitted_estimator, test_location: str) -> str:
+    """Transformer of a fitted (or attached) estimator over the test CSV, line by line; the output text."""
+    transformer = fitted_estimator.transformer(1, INSTANCE_TYPE)
+    transformer.transform(test_location, content_type="text/csv", split_type="Line")
+    transformer.wait()
+    return read_s3_text(target, f"{transformer.output_path}/test.csv.out")
+
+
+def boto3_batch_transform(target, name: str, model_name: str, test_location: str, output_uri: str) -> str:
+    """create_transform_job as in the original low-level notebooks, waited for; the output text."""
+    target.client("sagemaker").create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        MaxConcurrentTransforms=1,
+        MaxPayloadInMB=6,
+        BatchStrategy="MultiRecord",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_location}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": output_uri},
+        TransformResources={"InstanceType": INSTANCE_TYPE, "InstanceCount": 1},
+    )
+    target.sagemaker_session.wait_for_transform_job(name)
+    return read_s3_text(target, f"{output_uri.rstrip('/')}/test.csv.out")
+
+
+def read_s3_text(target, uri: str) -> str:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()

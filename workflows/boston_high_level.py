@@ -27,41 +27,16 @@ PLAN = [
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
-    from sagemaker.estimator import Estimator
-    from sagemaker.inputs import TrainingInput
     from sagemaker.serializers import CSVSerializer
 
-    session = target.sagemaker_session
     split = boston_data.prepare(output_dir / "data")
-    bucket = session.default_bucket()
-    test_location = session.upload_data(str(split.test_csv), key_prefix=PREFIX)
-    validation_location = session.upload_data(str(split.validation_csv), key_prefix=PREFIX)
-    train_location = session.upload_data(str(split.train_csv), key_prefix=PREFIX)
-
-    estimator = Estimator(
-        boston.xgboost_image(target.region),
-        target.role_arn,
-        instance_count=1,
-        instance_type=boston.INSTANCE_TYPE,
-        output_path=f"s3://{bucket}/{PREFIX}/output",
-        sagemaker_session=session,
-    )
-    estimator.set_hyperparameters(**boston.HYPERPARAMETERS)
+    locations = boston.upload_split(target, split, PREFIX)
+    estimator = boston.estimator(target, PREFIX)
     log("training (fit with logs)...")
-    estimator.fit(
-        {
-            "train": TrainingInput(train_location, content_type="text/csv"),
-            "validation": TrainingInput(validation_location, content_type="text/csv"),
-        }
-    )
+    estimator.fit(boston.training_inputs(locations))
 
     log("batch transform of the test set...")
-    transformer = estimator.transformer(1, boston.INSTANCE_TYPE)
-    transformer.transform(test_location, content_type="text/csv", split_type="Line")
-    transformer.wait()
-    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
-    transformed = target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().decode()
-    batch_predictions = boston_data.parse_predictions(transformed)
+    batch_predictions = boston_data.parse_predictions(boston.sdk_batch_transform(target, estimator, locations["test"]))
 
     log("deploying an endpoint...")
     predictor = estimator.deploy(1, boston.INSTANCE_TYPE, serializer=CSVSerializer())

@@ -31,12 +31,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     session = target.sagemaker_session
     sagemaker = target.client("sagemaker")
     runtime = target.client("sagemaker-runtime")
-    s3 = target.client("s3")
     bucket = target.bucket
     split = boston_data.prepare(output_dir / "data")
-    test_location = session.upload_data(str(split.test_csv), bucket=bucket, key_prefix=PREFIX)
-    validation_location = session.upload_data(str(split.validation_csv), bucket=bucket, key_prefix=PREFIX)
-    train_location = session.upload_data(str(split.train_csv), bucket=bucket, key_prefix=PREFIX)
+    locations = boston.upload_split(target, split, PREFIX)
 
     stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
     job_name = f"boston-xgboost-{stamp}"
@@ -49,7 +46,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         ResourceConfig={"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 86400},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
-        InputDataConfig=[boston.csv_channel("train", train_location), boston.csv_channel("validation", validation_location)],
+        InputDataConfig=[boston.csv_channel("train", locations["train"]), boston.csv_channel("validation", locations["validation"])],
     )
     log(f"training job {job_name} created; streaming its log...")
     session.logs_for_job(job_name, wait=True)
@@ -63,23 +60,10 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     )
 
     transform_name = f"boston-xgboost-batch-{stamp}"
-    sagemaker.create_transform_job(
-        TransformJobName=transform_name,
-        ModelName=model_name,
-        MaxConcurrentTransforms=1,
-        MaxPayloadInMB=6,
-        BatchStrategy="MultiRecord",
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_location}},
-            "ContentType": "text/csv",
-            "SplitType": "Line",
-        },
-        TransformOutput={"S3OutputPath": f"s3://{bucket}/{PREFIX}/batch-transform/"},
-        TransformResources={"InstanceType": boston.INSTANCE_TYPE, "InstanceCount": 1},
+    log(f"transform job {transform_name}; waiting...")
+    transformed = boston.boto3_batch_transform(
+        target, transform_name, model_name, locations["test"], f"s3://{bucket}/{PREFIX}/batch-transform/"
     )
-    log(f"transform job {transform_name} created; waiting...")
-    session.wait_for_transform_job(transform_name)
-    transformed = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/batch-transform/test.csv.out")["Body"].read().decode()
     batch_predictions = boston_data.parse_predictions(transformed)
 
     endpoint_name = f"boston-xgboost-endpoint-{stamp}"

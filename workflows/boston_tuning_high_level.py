@@ -29,27 +29,12 @@ PLAN = [
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     from sagemaker.estimator import Estimator
-    from sagemaker.inputs import TrainingInput
     from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
-    session = target.sagemaker_session
     split = boston_data.prepare(output_dir / "data")
-    bucket = session.default_bucket()
-    test_location = session.upload_data(str(split.test_csv), key_prefix=PREFIX)
-    validation_location = session.upload_data(str(split.validation_csv), key_prefix=PREFIX)
-    train_location = session.upload_data(str(split.train_csv), key_prefix=PREFIX)
-
-    estimator = Estimator(
-        boston.xgboost_image(target.region),
-        target.role_arn,
-        instance_count=1,
-        instance_type=boston.INSTANCE_TYPE,
-        output_path=f"s3://{bucket}/{PREFIX}/output",
-        sagemaker_session=session,
-    )
-    estimator.set_hyperparameters(**boston.HYPERPARAMETERS)
+    locations = boston.upload_split(target, split, PREFIX)
     tuner = HyperparameterTuner(
-        estimator=estimator,
+        estimator=boston.estimator(target, PREFIX),
         objective_metric_name="validation:rmse",
         objective_type="Minimize",
         max_jobs=MAX_JOBS,
@@ -65,13 +50,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     # The SDK's default name has minute resolution; two runs in one minute would collide.
     job_name = time.strftime("boston-tuning-%y%m%d-%H%M%S", time.gmtime())
     log(f"tuning job {job_name}: {MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time...")
-    tuner.fit(
-        {
-            "train": TrainingInput(train_location, content_type="text/csv"),
-            "validation": TrainingInput(validation_location, content_type="text/csv"),
-        },
-        job_name=job_name,
-    )
+    tuner.fit(boston.training_inputs(locations), job_name=job_name)
     tuner.wait()
     best_job = tuner.best_training_job()
     log(f"best training job: {best_job}")
@@ -79,13 +58,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         row["TrainingJobName"]: row.get("FinalObjectiveValue") for row in tuner.analytics().dataframe().to_dict("records")
     }
 
-    best_estimator = Estimator.attach(best_job, sagemaker_session=session)
-    transformer = best_estimator.transformer(1, boston.INSTANCE_TYPE)
-    transformer.transform(test_location, content_type="text/csv", split_type="Line")
-    transformer.wait()
-    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
-    transformed = target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().decode()
-    predictions = boston_data.parse_predictions(transformed)
+    best_estimator = Estimator.attach(best_job, sagemaker_session=target.sagemaker_session)
+    predictions = boston_data.parse_predictions(boston.sdk_batch_transform(target, best_estimator, locations["test"]))
 
     metrics, plot = boston.evaluate(split, predictions, output_dir, "1c tuning, high level: Median Price vs Predicted Price")
     metrics["best_validation_rmse"] = boston.final_metric(target, best_job, "validation:rmse")

@@ -30,9 +30,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     sagemaker = target.client("sagemaker")
     bucket = target.bucket
     split = boston_data.prepare(output_dir / "data")
-    test_location = session.upload_data(str(split.test_csv), bucket=bucket, key_prefix=PREFIX)
-    validation_location = session.upload_data(str(split.validation_csv), bucket=bucket, key_prefix=PREFIX)
-    train_location = session.upload_data(str(split.train_csv), bucket=bucket, key_prefix=PREFIX)
+    locations = boston.upload_split(target, split, PREFIX)
 
     image = boston.xgboost_image(target.region)
     tuning_name = time.strftime("tuning-job-%y%m%d-%H%M%S", time.gmtime())
@@ -57,7 +55,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
             "StaticHyperParameters": STATIC,
-            "InputDataConfig": [boston.csv_channel("train", train_location), boston.csv_channel("validation", validation_location)],
+            "InputDataConfig": [boston.csv_channel("train", locations["train"]), boston.csv_channel("validation", locations["validation"])],
         },
     )
     log(f"tuning job {tuning_name} created; waiting...")
@@ -79,24 +77,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     sagemaker.create_model(
         ModelName=model_name, ExecutionRoleArn=target.role_arn, PrimaryContainer={"Image": image, "ModelDataUrl": artifacts}
     )
-    transform_name = f"{tuning_name}-transform"
-    sagemaker.create_transform_job(
-        TransformJobName=transform_name,
-        ModelName=model_name,
-        MaxConcurrentTransforms=1,
-        MaxPayloadInMB=6,
-        BatchStrategy="MultiRecord",
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": test_location}},
-            "ContentType": "text/csv",
-            "SplitType": "Line",
-        },
-        TransformOutput={"S3OutputPath": f"s3://{bucket}/{PREFIX}/batch-transform/"},
-        TransformResources={"InstanceType": boston.INSTANCE_TYPE, "InstanceCount": 1},
+    transformed = boston.boto3_batch_transform(
+        target, f"{tuning_name}-transform", model_name, locations["test"], f"s3://{bucket}/{PREFIX}/batch-transform/"
     )
-    session.wait_for_transform_job(transform_name)
-    s3 = target.client("s3")
-    transformed = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/batch-transform/test.csv.out")["Body"].read().decode()
     predictions = boston_data.parse_predictions(transformed)
     sagemaker.delete_model(ModelName=model_name)
 
