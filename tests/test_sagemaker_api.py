@@ -471,3 +471,37 @@ def test_tags_round_trip(client, model_name):
     arn = sagemaker.describe_model(ModelName=model_name)["ModelArn"]
     sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ml"}])
     assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+
+def test_stop_and_list_transform_jobs(client, data, model_name):
+    sagemaker = client("sagemaker")
+    name = unique("transform")
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        BatchStrategy="SingleRecord",
+        MaxConcurrentTransforms=1,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"{data[1]}/stopped-transform"},
+        TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+    )
+    listed = sagemaker.list_transform_jobs(NameContains=name)["TransformJobSummaries"]
+    assert [s["TransformJobName"] for s in listed] == [name]
+    try:
+        sagemaker.stop_transform_job(TransformJobName=name)
+    except botocore.exceptions.ClientError as error:  # it may have finished already: the service's refusal
+        assert "status Completed" in error.response["Error"]["Message"]
+        return
+    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    assert described["TransformJobStatus"] == "Stopped"
+
+
+def test_list_endpoint_configs_and_endpoints(client, endpoint):
+    sagemaker = client("sagemaker")
+    assert endpoint in [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs(NameContains=endpoint)["EndpointConfigs"]]
+    listed = sagemaker.list_endpoints(NameContains=endpoint, StatusEquals="InService")["Endpoints"]
+    assert [e["EndpointName"] for e in listed] == [endpoint]

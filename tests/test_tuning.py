@@ -257,3 +257,21 @@ def boto3_session(base):
     return boto3.Session(
         aws_access_key_id=credentials.access_key, aws_secret_access_key=credentials.secret_key, region_name=base.region_name
     )
+
+
+def test_early_stopping_auto_stops_lagging_children(client, data):
+    """TrainingJobEarlyStoppingType Auto: children whose objective lags the median are stopped early."""
+    name = unique("auto")
+    ranges = {"ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.001", "MaxValue": "0.5", "ScalingType": "Logarithmic"}]}
+    static = {"objective": "reg:squarederror", "num_round": "150"}
+    described = run_tuning(
+        client,
+        tuning_request(name, data, ranges=ranges, static=static, max_jobs=10, parallel=1, RandomSeed=3,
+                       strategy="Random", TrainingJobEarlyStoppingType="Auto"),
+    )  # fmt: skip
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    counters = described["TrainingJobStatusCounters"]
+    assert counters["Stopped"] >= 1 and counters["Completed"] >= 1
+    best = described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    completed = [j for j in children(client, name) if j["TrainingJobStatus"] == "Completed"]
+    assert best == min(j["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for j in completed)

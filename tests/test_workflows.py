@@ -55,17 +55,18 @@ def test_boston_tuning_workflow(name, emulator, client, tmp_path):
     assert leftovers(client) == before
 
 
-def test_a_failing_step_still_cleans_up(emulator, client, tmp_path):
-    """A failure injected right after CreateEndpoint, outside any try/finally of the workflow:
-    the tracker still removes the endpoint, its config and the model."""
+@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
+def test_a_failing_or_interrupted_step_still_cleans_up(interruption, emulator, client, tmp_path):
+    """A failure (or Ctrl-C) injected right after CreateEndpoint, outside any try/finally of the
+    workflow: the tracker still removes the endpoint, its config and the model."""
     from workflows import boston_low_level
 
     def log(message):
         if "creating" in message:
-            raise RuntimeError("injected failure after CreateEndpoint")
+            raise interruption("injected failure after CreateEndpoint")
 
     before = leftovers(client)
-    with pytest.raises(RuntimeError, match="injected failure"):
+    with pytest.raises(interruption, match="injected failure"):
         with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
             boston_low_level.run(target, tmp_path, log=log)
     assert leftovers(client) == before

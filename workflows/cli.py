@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import threading
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 from workflows import registry
-from workflows.target import TARGET_ENV, TARGETS, TargetError, TargetSettings, open_target
+from workflows.target import TARGET_ENV, TARGETS, TargetError, TargetSettings, open_target, quiet_sdk
 
 DEFAULT_OUTPUT = Path("sagelocal-output")
 
@@ -97,14 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_sdk() -> None:
-    """The SDK's INFO chatter (config-file discovery, v3 nag) hides the workflow's own progress."""
-    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("sagemaker", "sagemaker.config", "botocore.credentials"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def run_workflow(name: str, settings: TargetSettings, output: Path) -> tuple[registry.WorkflowResult, float]:
     module = registry.load(name)
     started = time.perf_counter()
@@ -178,7 +169,7 @@ def _up(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_sdk()
+    quiet_sdk()
     if args.command == "up":
         return _up(args)
     if args.command == "web":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -36,6 +37,15 @@ ENDPOINT_ENV = "SAGELOCAL_ENDPOINT"
 ROLE_ENV = "SAGELOCAL_ROLE_ARN"
 BUCKET_ENV = "SAGELOCAL_BUCKET"
 TELEMETRY_OPT_OUT = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+def quiet_sdk() -> None:
+    """The SDK's chatter (config-file discovery at INFO, the v2 deprecation nag: we use v2 on
+    purpose, v3 removed Estimator) hides a workflow's own progress."""
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("sagemaker", "sagemaker.config", "sagemaker.deprecations", "botocore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class TargetError(RuntimeError):
