@@ -13,7 +13,7 @@ def regression_errors(actual, predicted) -> dict[str, float]:
     if actual.shape != predicted.shape:
         raise ValueError(f"{len(predicted)} predictions for {len(actual)} rows")
     mse = float(np.mean((actual - predicted) ** 2))
-    return {"test_mse": mse, "test_rmse": mse**0.5}
+    return {"test_rmse": mse**0.5, "test_mse": mse}
 
 
 def _pyplot():
@@ -61,6 +61,26 @@ def plot_tuning_progress(objective_values: Sequence[float | None], path: Path, t
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training job (launch order)")
     ax.set_ylabel("objective")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_score_distribution(scores, labels, path: Path, title: str) -> Path:
+    """Predicted probability by true class: how well the classifier separates them, at a glance."""
+    plt = _pyplot()
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="positive reviews", color="tab:green")
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="negative reviews", color="tab:red")
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("predicted probability of positive")
+    ax.set_ylabel("reviews")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

@@ -26,6 +26,7 @@ import numpy as np
 
 from workflows import boston, lambda_package, review_text
 from workflows.datasets import imdb
+from workflows.evaluation import plot_score_distribution
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
@@ -72,6 +73,7 @@ class Prepared:
     test_labels: np.ndarray
     test_texts: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    test_scores: np.ndarray | None = None  # from the batch transform
 
 
 @dataclass
@@ -160,8 +162,8 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
     transformer.transform(locations["test"], content_type="text/csv", split_type="Line")
     transformer.wait()
     output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
-    scores = np.array(target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float)
-    accuracy = float(np.mean(np.round(scores) == data.test_labels))
+    data.test_scores = np.array(target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float)
+    accuracy = float(np.mean(np.round(data.test_scores) == data.test_labels))
     data.timings["transform_s"] = time.perf_counter() - started
 
     log("deploying the private endpoint...")
@@ -327,4 +329,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         "public_path_correct": float(verdicts["positive"][0] == "1") + float(verdicts["negative"][0] == "0"),
         "public_vs_endpoint_max_score_difference": skew,
     }
-    return WorkflowResult(NAME, metrics, [], {"api_url": app.api_url, "timings": data.timings})
+    plot = plot_score_distribution(
+        data.test_scores, data.test_labels, output_dir / "score-distribution.png",
+        f"2a: batch transform scores of {len(data.test_labels)} test reviews (accuracy {accuracy:.3f})",
+    )  # fmt: skip
+    return WorkflowResult(NAME, metrics, [plot], {"api_url": app.api_url, "timings": data.timings})
