@@ -10,7 +10,6 @@ under 100 ms.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -20,7 +19,6 @@ import boto3
 
 from bench.report import emit, parser
 from emulation import Emulator, EmulatorConfig
-from emulation.containers import launcher
 from workflows import boston
 from workflows.datasets import boston as boston_data
 
@@ -68,7 +66,7 @@ def tune(sagemaker, name: str, strategy: str, seed: int, jobs: int = 20, paralle
 
 def algorithm_seconds(split: boston_data.BostonSplit, hyperparameters: dict[str, str], work: Path) -> float:
     """The container's own training code on the same data and hyperparameters, in this process
-    (with the containers' OpenMP settings, applied in main() before xgboost loads)."""
+    (with the containers' OpenMP settings: see bench/__init__.py)."""
     import contextlib
     import io
 
@@ -106,7 +104,6 @@ def main(argv=None) -> dict:
     arguments = parser(__doc__.splitlines()[0])
     arguments.add_argument("--seeds", type=int, default=3, help="tuning runs per strategy for the comparison")
     args = arguments.parse_args(argv)
-    os.environ.update({k: v for k, v in launcher.CONTAINER_ENVIRONMENT.items() if k not in os.environ})
     with tempfile.TemporaryDirectory() as work, Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator:
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
         s3, sagemaker = (session.client(s, endpoint_url=emulator.url) for s in ("s3", "sagemaker"))

@@ -30,9 +30,6 @@ class S3Location:
         bucket, _, key = uri[5:].partition("/")
         return cls(bucket, key)
 
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
 
 class MotoServices:
     """moto's WSGI app and backends for one account."""

@@ -8,7 +8,7 @@ import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi
+from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
 from emulation.containers import launcher
@@ -66,8 +66,7 @@ class Emulator:
         return f"http://{host}:{self.config.port}"
 
     def execute_api_url(self, api_id: str, stage: str) -> str:
-        """Where a REST API's stage answers (path style: ``*.localhost`` host names do not resolve everywhere)."""
-        return f"{self.url}/_aws/execute-api/{api_id}/{stage}"
+        return execute_api_url(self.url, api_id, stage)
 
     def _bind(self) -> None:
         self._server = make_server(

@@ -33,6 +33,7 @@ def xgboost_image(region: str) -> str:
 
 def evaluate(split: boston.BostonSplit, predictions, output_dir: Path, title: str) -> tuple[dict[str, float], Path]:
     metrics = regression_errors(split.Y_test, predictions)
+    title = f"{title} (test RMSE {metrics['test_rmse']:.2f})"
     plot = plot_predicted_vs_actual(split.Y_test, predictions, output_dir / "predicted-vs-actual.png", title)
     return metrics, plot
 

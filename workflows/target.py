@@ -99,10 +99,11 @@ class Target:
         return self._clients[service]
 
     def execute_api_url(self, api_id: str, stage: str) -> str:
-        """The public URL of a deployed REST API stage (path style locally: *.localhost names
-        do not resolve everywhere)."""
+        """The public URL of a deployed REST API stage's root resource."""
         if self.endpoint_url:
-            return f"{self.endpoint_url}/_aws/execute-api/{api_id}/{stage}/"
+            from emulation.apigateway import execute_api_url
+
+            return execute_api_url(self.endpoint_url, api_id, stage) + "/"
         return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}/"
 
 

@@ -43,6 +43,11 @@ from emulation.protocol import AwsError
 RAW_HEADERS_ENVIRON_KEY = "sagelocal.raw_headers"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
+def execute_api_url(emulator_url: str, api_id: str, stage: str) -> str:
+    """Where a stage answers on the emulator: path style (``*.localhost`` names do not resolve everywhere)."""
+    return f"{emulator_url}/_aws/execute-api/{api_id}/{stage}"
+
+
 _PATH_STYLE = re.compile(r"^/_aws/execute-api/(?P<api>[^/]+)/(?P<stage>[^/]+)(?P<path>/.*)?$")
 _USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations

@@ -75,10 +75,6 @@ class ServingContainer:
         for line in self.process.lines():
             log_stream.write(line)
 
-    @property
-    def alive(self) -> bool:
-        return self.process.process.is_alive()
-
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> ContainerReply:

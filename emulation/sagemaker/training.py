@@ -164,9 +164,6 @@ class TrainingRun:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     def request_stop(self, reason: str = "Stopping") -> None:
         with self.backend.lock:
             if self.status != "InProgress":
@@ -184,12 +181,6 @@ class TrainingRun:
         self._stop.set()
         if self._container is not None:
             self._container.kill()
-
-    @property
-    def training_seconds(self) -> float | None:
-        """Wall time of the algorithm itself (container start to exit), for overhead measurements."""
-        start, end = self.description.get("TrainingStartTime"), self.description.get("TrainingEndTime")
-        return (end - start).total_seconds() if start and end else None
 
     # -- the job -----------------------------------------------------------------------------
     def _run(self) -> None:

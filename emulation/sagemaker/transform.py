@@ -101,9 +101,6 @@ class TransformRun:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     def request_stop(self) -> None:
         with self.backend.lock:
             if self.status != "InProgress":

@@ -223,9 +223,6 @@ class TuningRun:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     def _run(self) -> None:
         started = time.monotonic()
         failure = None
