@@ -9,6 +9,7 @@ SageMaker Runtime, Lambda) are verified here, in one place.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ Handler = Callable[[Request], Response]
 _RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/invocations$")
 _LAMBDA_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations$")
 EXECUTE_API_PREFIXES = ("/_aws/execute-api/", "/restapis/")
+_logger = logging.getLogger("sagelocal.edge")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,11 @@ class Edge:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        response = self.route(request)
+        try:
+            response = self.route(request)
+        except Exception as error:  # a bug of ours is this request's 500, never a dead emulator
+            _logger.exception("%s %s failed", request.method, request.path)
+            response = error_response(AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500))
         if response is None:
             return self.moto_app(environ, start_response)
         return response(environ, start_response)

@@ -505,3 +505,32 @@ def test_list_endpoint_configs_and_endpoints(client, endpoint):
     assert endpoint in [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs(NameContains=endpoint)["EndpointConfigs"]]
     listed = sagemaker.list_endpoints(NameContains=endpoint, StatusEquals="InService")["Endpoints"]
     assert [e["EndpointName"] for e in listed] == [endpoint]
+
+
+def test_max_runtime_stops_the_job(client, data):
+    sagemaker = client("sagemaker")
+    name = unique("job")
+    slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
+    sagemaker.create_training_job(
+        **training_request(name, data[1], hyperparameters=slow, StoppingCondition={"MaxRuntimeInSeconds": 1})
+    )
+    described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus", timeout=30)
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert described["SecondaryStatus"] == "MaxRuntimeExceeded"
+
+
+def test_server_side_validation_when_the_client_skips_it(emulator, boto_session, client):
+    """botocore validates client-side; the service validates again, in its own words."""
+    from botocore.config import Config
+
+    raw = boto_session.client("sagemaker", endpoint_url=emulator.url, config=Config(parameter_validation=False))
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        raw.create_training_job(TrainingJobName="no-role-no-anything")
+    message = raised.value.response["Error"]["Message"]
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "Value null at 'roleArn' failed to satisfy constraint: Member must not be null" in message
+    assert message.startswith(f"{message.split()[0]} validation errors detected:")
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        raw.create_endpoint_config(EndpointConfigName="cfg", ProductionVariants=[{"VariantName": "v", "ModelName": "m" * 70}])
+    assert "Member must have length less than or equal to 63" in raised.value.response["Error"]["Message"]
+    assert client("sagemaker").list_models()["Models"] is not None  # still serving
