@@ -19,10 +19,18 @@ def regression_errors(actual, predicted) -> dict[str, float]:
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_predicted_vs_actual(actual, predicted, path: Path, title: str) -> Path:
@@ -37,11 +45,7 @@ def plot_predicted_vs_actual(actual, predicted, path: Path, title: str) -> Path:
     ax.set_ylabel("Predicted Price")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_tuning_progress(objective_values: Sequence[float | None], path: Path, title: str, minimize: bool = True) -> Path:
@@ -53,21 +57,17 @@ def plot_tuning_progress(objective_values: Sequence[float | None], path: Path, t
     for y in ys:
         best = y if best is None or (y < best if minimize else y > best) else best
         best_line.append(best)
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(xs, ys, s=22, label="child training job")
     ax.step(xs, best_line, where="post", color="tab:red", label="best so far")
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training job (launch order)")
     ax.set_ylabel("objective")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_score_distribution(scores, labels, path: Path, title: str) -> Path:
@@ -83,8 +83,4 @@ def plot_score_distribution(scores, labels, path: Path, title: str) -> Path:
     ax.set_ylabel("reviews")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
