@@ -6,6 +6,7 @@ over HTTP; the assertions are what a user of the real service would check.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import time
@@ -534,3 +535,17 @@ def test_server_side_validation_when_the_client_skips_it(emulator, boto_session,
         raw.create_endpoint_config(EndpointConfigName="cfg", ProductionVariants=[{"VariantName": "v", "ModelName": "m" * 70}])
     assert "Member must have length less than or equal to 63" in raised.value.response["Error"]["Message"]
     assert client("sagemaker").list_models()["Models"] is not None  # still serving
+
+
+def test_training_metrics_reach_cloudwatch_for_the_sdk_analytics(client, trained):
+    """What sagemaker.analytics.TrainingJobAnalytics asks CloudWatch for."""
+    datapoints = client("cloudwatch").get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs",
+        MetricName="validation:rmse",
+        Dimensions=[{"Name": "TrainingJobName", "Value": trained["TrainingJobName"]}],
+        StartTime=trained["TrainingStartTime"],
+        EndTime=trained["TrainingEndTime"] + datetime.timedelta(minutes=1),  # the SDK's interval
+        Period=60,
+        Statistics=["Average"],
+    )["Datapoints"]
+    assert datapoints and all(2.0 < point["Average"] < 30.0 for point in datapoints)

@@ -31,7 +31,7 @@ from emulation.sagemaker.state import snapshot, utcnow
 if TYPE_CHECKING:
     from emulation.sagemaker.backend import SageMakerBackend
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = CLOUDWATCH_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 #: The metrics the built-in XGBoost container can print; the service defines train: and validation:
 #: metric definitions for each of them.
@@ -88,6 +88,7 @@ class TrainingRun:
         self._stop_reason: str | None = None
         self._container: launcher.ContainerProcess | None = None
         self.final_metrics: dict[str, float] = {}
+        self._metric_points: list[dict[str, Any]] = []  # for CloudWatch, as the service publishes them
         created = utcnow()
         algorithm = {
             "TrainingInputMode": "File",
@@ -198,6 +199,7 @@ class TrainingRun:
                 TrainingStartTime=utcnow(),
             )
             failure = self._train()
+            self._publish_metrics()
             with self.backend.lock:
                 self.description["TrainingEndTime"] = utcnow()
                 self.description["FinalMetricDataList"] = [
@@ -311,8 +313,19 @@ class TrainingRun:
             if match:
                 value = float(match.group(1))
                 self.final_metrics[name] = value
+                # moto compares CloudWatch timestamps as naive UTC datetimes
+                self._metric_points.append({"MetricName": name, "Value": value, "Timestamp": utcnow().replace(tzinfo=None)})
                 if self.observer is not None:
                     self.observer.on_metric(self, name, value, int(round_number.group(1)))
+
+    def _publish_metrics(self) -> None:
+        """Metrics to CloudWatch (namespace /aws/sagemaker/TrainingJobs), where the SDK's
+        TrainingJobAnalytics reads them with GetMetricStatistics."""
+        cloudwatch = self.backend.moto.backend("cloudwatch", self.backend.region)
+        dimensions = [{"Name": "TrainingJobName", "Value": self.name}]
+        points = [{**point, "Dimensions": dimensions} for point in self._metric_points]
+        for start in range(0, len(points), 1000):
+            cloudwatch.put_metric_data(CLOUDWATCH_NAMESPACE, points[start : start + 1000])
 
     def _upload_model(self) -> str:
         buffer = io.BytesIO()
