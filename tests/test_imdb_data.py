@@ -360,3 +360,11 @@ def test_real_constants():
     assert imdb.IMDB_URL == "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
     assert imdb.IMDB_SIZE == 84_125_825
     assert imdb.IMDB_SHA256 == "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+
+
+def test_default_source_download_fetches_into_the_cache(fake_archive, tmp_path, monkeypatch):
+    monkeypatch.setattr(imdb, "DOWNLOAD_CACHE", tmp_path / "cache")
+    monkeypatch.setenv("SAGELOCAL_IMDB", "download")
+    source = default_source()
+    assert source == tmp_path / "cache" / imdb.ARCHIVE_NAME
+    assert source.read_bytes() == fake_archive.read_bytes()

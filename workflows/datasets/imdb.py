@@ -191,9 +191,16 @@ def load_reviews(source: Path) -> ReviewSets:
     return sets
 
 
+#: ``SAGELOCAL_IMDB=download``: fetch the original archive (once, verified) into this cache.
+DOWNLOAD_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagelocal"
+
+
 def default_source() -> Path:
-    """Where the workflow reads IMDB from: ``$SAGELOCAL_IMDB`` if set, else the shipped sample."""
+    """Where the workflow reads IMDB from: ``$SAGELOCAL_IMDB`` (a directory or .tar.gz, or
+    ``download`` for the original archive from ai.stanford.edu), else the shipped sample."""
     configured = os.environ.get(ENV_VAR, "").strip()
+    if configured == "download":
+        return download_original(DOWNLOAD_CACHE)
     if configured:
         return Path(configured).expanduser()
     return SAMPLE_PATH
