@@ -68,7 +68,9 @@ def post_latencies(url: str, review: str, count: int) -> list[float]:
 
 def main(argv=None) -> dict:
     arguments = parser(__doc__.splitlines()[0])
-    arguments.add_argument("--data", type=Path, default=Path(os.environ.get("SAGELOCAL_IMDB") or DEFAULT_DATA))
+    arguments.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SAGELOCAL_IMDB") or DEFAULT_DATA)
+    )
     arguments.add_argument("--requests", type=int, default=500, help="warm public-path requests")
     args = arguments.parse_args(argv)
     if not args.data.exists():
@@ -80,7 +82,9 @@ def main(argv=None) -> dict:
         with Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator:
             settings = TargetSettings(name="local", endpoint_url=emulator.url)
             with open_target(settings, log=lambda *_: None) as target:
-                app, data, accuracy = imdb_web_app.deploy(target, Path(work) / "imdb", log=print, source=args.data)
+                app, data, accuracy = imdb_web_app.deploy(
+                    target, Path(work) / "imdb", log=print, source=args.data
+                )
                 deployed_s = time.perf_counter() - started
                 cold_started = time.perf_counter()
                 post_latencies(app.api_url, review, 1)
@@ -91,7 +95,9 @@ def main(argv=None) -> dict:
                 direct_ms = []
                 for _ in range(args.requests):
                     begun = time.perf_counter()
-                    runtime.invoke_endpoint(EndpointName=app.endpoint_name, ContentType="text/csv", Body=row)["Body"].read()
+                    runtime.invoke_endpoint(EndpointName=app.endpoint_name, ContentType="text/csv", Body=row)[
+                        "Body"
+                    ].read()
                     direct_ms.append((time.perf_counter() - begun) * 1000)
     total_s = time.perf_counter() - started
     warm, direct = percentiles(warm_ms), percentiles(direct_ms)
@@ -105,7 +111,9 @@ def main(argv=None) -> dict:
         "public_path_ms": {"cold": cold_ms, **warm},
         "endpoint_direct_ms": direct,
     }
-    rows = [("test accuracy", accuracy, f"{len(data.test_labels)} test reviews; 0.86152 on AWS, goal >= 0.85")]
+    rows = [
+        ("test accuracy", accuracy, f"{len(data.test_labels)} test reviews; 0.86152 on AWS, goal >= 0.85")
+    ]
     rows += [(f"stage {name.removesuffix('_s')} (s)", value, "") for name, value in data.timings.items()]
     rows += [
         ("up to a public URL (s)", deployed_s, "data, train, transform, endpoint, Lambda, API"),

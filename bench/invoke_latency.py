@@ -53,11 +53,22 @@ def deploy_boston(client, work: Path) -> tuple[str, str, bytes]:
     client("sagemaker").get_waiter("training_job_completed_or_stopped").wait(
         TrainingJobName="bench-train", WaiterConfig={"Delay": 1}
     )
-    artifact = sagemaker.describe_training_job(TrainingJobName="bench-train")["ModelArtifacts"]["S3ModelArtifacts"]
-    sagemaker.create_model(ModelName="bench", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image, "ModelDataUrl": artifact})
+    artifact = sagemaker.describe_training_job(TrainingJobName="bench-train")["ModelArtifacts"][
+        "S3ModelArtifacts"
+    ]
+    sagemaker.create_model(
+        ModelName="bench", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image, "ModelDataUrl": artifact}
+    )
     sagemaker.create_endpoint_config(
         EndpointConfigName="bench",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "bench",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m4.xlarge",
+            }
+        ],
     )
     sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
     sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="bench", WaiterConfig={"Delay": 1})
@@ -82,8 +93,13 @@ def raw_predict_samples(model_tar: bytes, row: str, count: int) -> list[float]:
 def main(argv=None) -> dict:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     count = 2000
-    with tempfile.TemporaryDirectory() as work, Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator:
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    with (
+        tempfile.TemporaryDirectory() as work,
+        Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator,
+    ):
+        session = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
         clients: dict = {}
 
         def client(name):
@@ -93,7 +109,9 @@ def main(argv=None) -> dict:
         runtime, sts = client("sagemaker-runtime"), client("sts")
 
         def invoke():
-            return runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)["Body"].read()
+            return runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)[
+                "Body"
+            ].read()
 
         for _ in range(200):  # warm connections and caches
             invoke()

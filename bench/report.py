@@ -10,8 +10,12 @@ from collections.abc import Sequence
 
 def parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--json", action="store_true", help="print one JSON object of figures instead of a table")
-    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # figures only (python -m bench --json)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object of figures instead of a table"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help=argparse.SUPPRESS
+    )  # figures only (python -m bench --json)
     return parser
 
 

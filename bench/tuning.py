@@ -48,13 +48,18 @@ def tune(sagemaker, name: str, strategy: str, seed: int, jobs: int = 20, paralle
             "ParameterRanges": RANGES,
         },
         TrainingJobDefinition={
-            "AlgorithmSpecification": {"TrainingImage": boston.xgboost_image("us-east-1"), "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {
+                "TrainingImage": boston.xgboost_image("us-east-1"),
+                "TrainingInputMode": "File",
+            },
             "RoleArn": ROLE,
             "OutputDataConfig": {"S3OutputPath": "s3://bench/out"},
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "StaticHyperParameters": STATIC,
-            "InputDataConfig": [boston.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")],
+            "InputDataConfig": [
+                boston.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")
+            ],
         },
     )
     while True:
@@ -104,8 +109,13 @@ def main(argv=None) -> dict:
     arguments = parser(__doc__.splitlines()[0])
     arguments.add_argument("--seeds", type=int, default=3, help="tuning runs per strategy for the comparison")
     args = arguments.parse_args(argv)
-    with tempfile.TemporaryDirectory() as work, Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator:
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    with (
+        tempfile.TemporaryDirectory() as work,
+        Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator,
+    ):
+        session = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
         s3, sagemaker = (session.client(s, endpoint_url=emulator.url) for s in ("s3", "sagemaker"))
         split = boston_data.prepare(Path(work) / "boston")
         s3.create_bucket(Bucket="bench")
@@ -121,29 +131,57 @@ def main(argv=None) -> dict:
         sequential_overheads = child_overheads(sagemaker, "bench-sequential", split, Path(work))
 
         best = {"Bayesian": [], "Random": []}
-        best["Bayesian"].append(first["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+        best["Bayesian"].append(
+            first["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        )
         for strategy in best:
             for seed in range(len(best[strategy]), args.seeds):
                 described = tune(sagemaker, f"bench-{strategy.lower()}-{seed}", strategy, seed)
-                best[strategy].append(described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+                best[strategy].append(
+                    described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+                )
 
     median_overhead_ms = statistics.median(overheads) * 1000
     sequential_ms = statistics.median(sequential_overheads) * 1000
     figures = {
         "child_overhead_one_at_a_time_ms": {"median": sequential_ms, "jobs": len(sequential_overheads)},
         "tuning_20_jobs_3_parallel_seconds": tuning_seconds,
-        "child_overhead_ms": {"median": median_overhead_ms, "max": max(overheads) * 1000, "jobs": len(overheads)},
+        "child_overhead_ms": {
+            "median": median_overhead_ms,
+            "max": max(overheads) * 1000,
+            "jobs": len(overheads),
+        },
         "best_validation_rmse": {k: {"mean": statistics.fmean(v), "runs": v} for k, v in best.items()},
     }
     emit(
         "Hyperparameter tuning on the local target (Boston, 1c ranges, 20 jobs, 3 in parallel)",
         [
             ("20-job tuning wall time (s)", tuning_seconds, "goal < 20 s; ~30 min on AWS"),
-            ("child overhead, median (ms)", median_overhead_ms, "job wall time - algorithm time; goal < 100 ms"),
-            ("child overhead, max (ms)", max(overheads) * 1000, "3 jobs share 2 cores: includes CPU contention"),
-            ("child overhead one job at a time, median (ms)", sequential_ms, "8 jobs, MaxParallelTrainingJobs 1"),
-            (f"Bayesian best validation:rmse, mean of {args.seeds}", statistics.fmean(best["Bayesian"]), str([round(v, 3) for v in best["Bayesian"]])),
-            (f"Random best validation:rmse, mean of {args.seeds}", statistics.fmean(best["Random"]), str([round(v, 3) for v in best["Random"]])),
+            (
+                "child overhead, median (ms)",
+                median_overhead_ms,
+                "job wall time - algorithm time; goal < 100 ms",
+            ),
+            (
+                "child overhead, max (ms)",
+                max(overheads) * 1000,
+                "3 jobs share 2 cores: includes CPU contention",
+            ),
+            (
+                "child overhead one job at a time, median (ms)",
+                sequential_ms,
+                "8 jobs, MaxParallelTrainingJobs 1",
+            ),
+            (
+                f"Bayesian best validation:rmse, mean of {args.seeds}",
+                statistics.fmean(best["Bayesian"]),
+                str([round(v, 3) for v in best["Bayesian"]]),
+            ),
+            (
+                f"Random best validation:rmse, mean of {args.seeds}",
+                statistics.fmean(best["Random"]),
+                str([round(v, 3) for v in best["Random"]]),
+            ),
         ],
         args,
         figures,

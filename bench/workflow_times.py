@@ -45,9 +45,15 @@ def main(argv=None) -> dict:
     rows = [("python -c 'import sagemaker' (baseline)", baseline, "s")]
     with tempfile.TemporaryDirectory() as output:
         for name in args.workflows:
-            seconds, code = wall([sys.executable, "-m", "workflows.cli", "run", name, "--output", output], env)
+            seconds, code = wall(
+                [sys.executable, "-m", "workflows.cli", "run", name, "--output", output], env
+            )
             reference = AWS_REFERENCE_SECONDS.get(name)
-            figures["workflows"][name] = {"seconds": seconds, "exit_code": code, "aws_reference_seconds": reference}
+            figures["workflows"][name] = {
+                "seconds": seconds,
+                "exit_code": code,
+                "aws_reference_seconds": reference,
+            }
             note = f"s  (~{reference // 60} min on AWS: {reference / seconds:,.0f}x)" if reference else "s"
             rows.append((f"sagelocal run {name}" + ("" if code == 0 else " FAILED"), seconds, note))
     emit("Workflow wall time on the local target, interpreter start-up included", rows, args, figures)

@@ -66,7 +66,9 @@ class Edge:
             response = self.route(request)
         except Exception as error:  # a bug of ours is this request's 500, never a dead emulator
             _logger.exception("%s %s failed", request.method, request.path)
-            response = error_response(AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500))
+            response = error_response(
+                AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500)
+            )
         if response is None:
             return self.moto_app(environ, start_response)
         return response(environ, start_response)

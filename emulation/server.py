@@ -46,7 +46,9 @@ class Emulator:
         self.credentials = {self.config.access_key_id: self.config.secret_access_key}
         self.moto = MotoServices(self.config.account_id)
         self.sagemaker = SageMakerBackend(self.config, self.moto)
-        self.awslambda = LambdaService(self.config, self.moto, self.credentials, endpoint_url=lambda: self.url)
+        self.awslambda = LambdaService(
+            self.config, self.moto, self.credentials, endpoint_url=lambda: self.url
+        )
         self.apigateway = ExecuteApi(self.config, self.awslambda)
         self.edge = Edge(
             self.config,

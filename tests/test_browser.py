@@ -18,8 +18,12 @@ from workflows.webpage import PageServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-POSITIVE = "An absolutely wonderful film. Brilliant acting, a moving story, I loved every minute of it. Great!"
-NEGATIVE = "Awful, boring and stupid. The worst movie I have seen: terrible acting and a waste of time and money."
+POSITIVE = (
+    "An absolutely wonderful film. Brilliant acting, a moving story, I loved every minute of it. Great!"
+)
+NEGATIVE = (
+    "Awful, boring and stupid. The worst movie I have seen: terrible acting and a waste of time and money."
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,9 @@ def submit(page, url: str, review: str) -> tuple[str, str]:
     page.goto(url)
     page.fill("#review", review)
     page.click("#submit")
-    page.wait_for_function("() => ['positive', 'negative', 'error'].includes(document.querySelector('#result').dataset.state)")
+    page.wait_for_function(
+        "() => ['positive', 'negative', 'error'].includes(document.querySelector('#result').dataset.state)"
+    )
     return page.text_content("#result"), page.get_attribute("#result", "data-state")
 
 

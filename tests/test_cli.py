@@ -37,7 +37,18 @@ def test_plan_creates_nothing_even_without_credentials(name, tmp_path):
     empty.write_text("")
     env = {"AWS_SHARED_CREDENTIALS_FILE": str(empty), "AWS_CONFIG_FILE": str(empty), "AWS_ACCESS_KEY_ID": "",
            "AWS_SECRET_ACCESS_KEY": "", "HOME": str(tmp_path)}  # fmt: skip
-    planned = sagelocal("run", name, "--target", "aws", "--region", "eu-west-1", "--plan", "--output", str(tmp_path / "out"), env=env)
+    planned = sagelocal(
+        "run",
+        name,
+        "--target",
+        "aws",
+        "--region",
+        "eu-west-1",
+        "--plan",
+        "--output",
+        str(tmp_path / "out"),
+        env=env,
+    )
     assert planned.returncode == 0, planned.stderr
     assert "would create" in planned.stdout and "nothing was created" in planned.stdout
     assert "ml.m4.xlarge" in planned.stdout

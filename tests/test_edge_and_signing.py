@@ -48,7 +48,9 @@ def test_localstack_client_works(emulator, monkeypatch):
     assert session.client("sts").get_caller_identity()["Account"] == "000000000000"
 
 
-def _signed_post(url: str, target: str, body: bytes, key: str, secret: str, service: str = "sagemaker", when=None):
+def _signed_post(
+    url: str, target: str, body: bytes, key: str, secret: str, service: str = "sagemaker", when=None
+):
     request = AWSRequest(
         method="POST",
         url=url,
@@ -121,7 +123,10 @@ def test_boto3_reports_refusal_as_client_error(emulator):
 
 def test_unsigned_runtime_call_is_refused_with_403(emulator):
     answer = requests.post(
-        f"{emulator.url}/endpoints/anything/invocations", data=b"1,2", headers={"Content-Type": "text/csv"}, timeout=5
+        f"{emulator.url}/endpoints/anything/invocations",
+        data=b"1,2",
+        headers={"Content-Type": "text/csv"},
+        timeout=5,
     )
     assert answer.status_code == 403
     assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"

@@ -29,7 +29,13 @@ def test_imdb_web_app_runs_and_cleans_up(emulator, client, tmp_path):
     assert result.metrics["public_path_correct"] == 2
     # The same review scored through the public door and straight at the endpoint: identical.
     assert result.metrics["public_vs_endpoint_max_score_difference"] == 0.0
-    assert set(result.details["timings"]) == {"prepare_s", "vectorize_s", "upload_s", "train_s", "transform_s"}
+    assert set(result.details["timings"]) == {
+        "prepare_s",
+        "vectorize_s",
+        "upload_s",
+        "train_s",
+        "transform_s",
+    }
     assert [p.name for p in result.plots] == ["score-distribution.png"] and result.plots[0].exists()
     assert inventory(client) == before
 

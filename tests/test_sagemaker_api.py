@@ -48,7 +48,9 @@ def data(client, bucket, tmp_path_factory):
     return split, f"s3://{bucket}/{prefix}"
 
 
-def training_request(name: str, data_uri: str, hyperparameters=None, channels=("train", "validation"), **extra):
+def training_request(
+    name: str, data_uri: str, hyperparameters=None, channels=("train", "validation"), **extra
+):
     return {
         "TrainingJobName": name,
         "RoleArn": ROLE,
@@ -100,11 +102,20 @@ def deploy(client, model_name, variants=None):
     sagemaker.create_endpoint_config(
         EndpointConfigName=endpoint,
         ProductionVariants=variants
-        or [{"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        or [
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model_name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m4.xlarge",
+            }
+        ],
     )
     sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
     described = wait_for(
-        lambda: sagemaker.describe_endpoint(EndpointName=endpoint), "EndpointStatus", done=("InService", "Failed")
+        lambda: sagemaker.describe_endpoint(EndpointName=endpoint),
+        "EndpointStatus",
+        done=("InService", "Failed"),
     )
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
     return endpoint
@@ -127,7 +138,9 @@ def test_training_job_completes_with_the_service_state_machine(trained):
     assert trained["SecondaryStatusTransitions"][2]["StatusMessage"] == (
         "Training image download completed. Training in progress."
     )
-    assert trained["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"/{trained['TrainingJobName']}/output/model.tar.gz")
+    assert trained["ModelArtifacts"]["S3ModelArtifacts"].endswith(
+        f"/{trained['TrainingJobName']}/output/model.tar.gz"
+    )
     assert trained["TrainingJobArn"].endswith(f":training-job/{trained['TrainingJobName'].lower()}")
     assert trained["BillableTimeInSeconds"] >= 1
     metrics = {m["MetricName"]: m["Value"] for m in trained["FinalMetricDataList"]}
@@ -150,9 +163,13 @@ def test_training_log_has_round_lines_in_cloudwatch(client, trained):
     streams = logs.describe_log_streams(
         logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=trained["TrainingJobName"] + "/"
     )["logStreams"]
-    assert len(streams) == 1 and streams[0]["logStreamName"].startswith(trained["TrainingJobName"] + "/algo-1-")
+    assert len(streams) == 1 and streams[0]["logStreamName"].startswith(
+        trained["TrainingJobName"] + "/algo-1-"
+    )
     events = logs.get_log_events(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=streams[0]["logStreamName"], startFromHead=True
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=streams[0]["logStreamName"],
+        startFromHead=True,
     )["events"]
     messages = [e["message"] for e in events]
     assert any(m.startswith("[0]#011train-rmse:") and "#011validation-rmse:" in m for m in messages)
@@ -169,7 +186,10 @@ def test_duplicate_training_job_is_refused(client, data, trained):
 def test_unknown_training_job(client):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         client("sagemaker").describe_training_job(TrainingJobName="does-not-exist")
-    assert raised.value.response["Error"] == {"Code": "ValidationException", "Message": "Requested resource not found."}
+    assert raised.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "Requested resource not found.",
+    }
 
 
 def test_invalid_name_is_refused_with_the_model_pattern(client, data):
@@ -177,13 +197,17 @@ def test_invalid_name_is_refused_with_the_model_pattern(client, data):
         client("sagemaker").create_training_job(**training_request("bad_name!", data[1]))
     message = raised.value.response["Error"]["Message"]
     assert raised.value.response["Error"]["Code"] == "ValidationException"
-    assert message.startswith("1 validation error detected: Value 'bad_name!' at 'trainingJobName' failed to satisfy")
+    assert message.startswith(
+        "1 validation error detected: Value 'bad_name!' at 'trainingJobName' failed to satisfy"
+    )
     assert "regular expression pattern" in message
 
 
 def test_empty_input_prefix_is_refused(client, bucket):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        client("sagemaker").create_training_job(**training_request(unique("job"), f"s3://{bucket}/nothing-here"))
+        client("sagemaker").create_training_job(
+            **training_request(unique("job"), f"s3://{bucket}/nothing-here")
+        )
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert raised.value.response["Error"]["Message"].startswith(
         f'No S3 objects found under S3 URL "s3://{bucket}/nothing-here/train/"'
@@ -217,7 +241,9 @@ def test_stop_training_job(client, data):
     name = unique("job")
     slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
     sagemaker.create_training_job(**training_request(name, data[1], hyperparameters=slow))
-    wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",))
+    wait_for(
+        lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",)
+    )
     sagemaker.stop_training_job(TrainingJobName=name)
     described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
     assert described["TrainingJobStatus"] == "Stopped"
@@ -231,7 +257,9 @@ def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(in_proces
     name = unique("job")
     slow = {**FAST, "num_round": "100000", "early_stopping_rounds": "100000", "eta": "0.001"}
     sagemaker.create_training_job(**training_request(name, data[1], hyperparameters=slow))
-    wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",))
+    wait_for(
+        lambda: sagemaker.describe_training_job(TrainingJobName=name), "SecondaryStatus", done=("Training",)
+    )
     run = in_process_emulator.sagemaker.training_job(name)
     deadline = time.monotonic() + 10
     while run._container is None and time.monotonic() < deadline:
@@ -240,7 +268,10 @@ def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(in_proces
     described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
     assert described["TrainingJobStatus"] == "Failed"
     assert described["FailureReason"].startswith("AlgorithmError")
-    assert sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"][0]["TrainingJobStatus"] == "Failed"
+    assert (
+        sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"][0]["TrainingJobStatus"]
+        == "Failed"
+    )
 
 
 def test_list_training_jobs_pages(client, trained):
@@ -248,7 +279,10 @@ def test_list_training_jobs_pages(client, trained):
     first = sagemaker.list_training_jobs(MaxResults=1)
     assert len(first["TrainingJobSummaries"]) == 1 and "NextToken" in first
     second = sagemaker.list_training_jobs(MaxResults=1, NextToken=first["NextToken"])
-    assert second["TrainingJobSummaries"][0]["TrainingJobName"] != first["TrainingJobSummaries"][0]["TrainingJobName"]
+    assert (
+        second["TrainingJobSummaries"][0]["TrainingJobName"]
+        != first["TrainingJobSummaries"][0]["TrainingJobName"]
+    )
     found = sagemaker.list_training_jobs(NameContains=trained["TrainingJobName"])["TrainingJobSummaries"]
     assert [s["TrainingJobName"] for s in found] == [trained["TrainingJobName"]]
 
@@ -272,7 +306,14 @@ def test_endpoint_config_needs_an_existing_model(client):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         client("sagemaker").create_endpoint_config(
             EndpointConfigName=unique("cfg"),
-            ProductionVariants=[{"VariantName": "v", "ModelName": "ghost", "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "ghost",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m4.xlarge",
+                }
+            ],
         )
     assert raised.value.response["Error"]["Message"].startswith('Could not find model "')
 
@@ -283,7 +324,9 @@ def test_delete_model_and_config(client, trained):
     sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
     sagemaker.create_endpoint_config(
         EndpointConfigName=name,
-        ProductionVariants=[{"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}
+        ],
     )
     sagemaker.delete_endpoint_config(EndpointConfigName=name)
     sagemaker.delete_model(ModelName=name)
@@ -299,7 +342,9 @@ def test_delete_model_and_config(client, trained):
 def test_invoke_endpoint_predicts_prices(client, data, endpoint):
     split = data[0]
     rows = "\n".join(",".join(str(v) for v in row) for row in split.X_test.values[:20])
-    response = client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=rows)
+    response = client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, ContentType="text/csv", Body=rows
+    )
     assert response["InvokedProductionVariant"] == "AllTraffic"
     predictions = boston_data.parse_predictions(response["Body"].read().decode())
     assert len(predictions) == 20
@@ -314,7 +359,9 @@ def test_describe_endpoint_in_service(client, endpoint):
 
 def test_unsupported_content_type_is_a_model_error(client, endpoint):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="application/json", Body=b"{}")
+        client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Body=b"{}"
+        )
     response = raised.value.response
     assert response["Error"]["Code"] == "ModelError"
     assert response["OriginalStatusCode"] == 415
@@ -324,9 +371,13 @@ def test_unsupported_content_type_is_a_model_error(client, endpoint):
 
 def test_wrong_feature_count_is_a_model_error(client, endpoint):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3")
+        client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3"
+        )
     assert raised.value.response["OriginalStatusCode"] == 400
-    assert "Feature size of csv inference data 3 is not consistent" in raised.value.response["OriginalMessage"]
+    assert (
+        "Feature size of csv inference data 3 is not consistent" in raised.value.response["OriginalMessage"]
+    )
 
 
 def test_payload_over_6_mb_is_refused(client, endpoint):
@@ -358,21 +409,42 @@ def test_variant_weights_are_honoured_and_update_endpoint_works(client, model_na
     name = deploy(
         client,
         model_name,
-        [{**variant, "VariantName": "heavy", "InitialVariantWeight": 3.0}, {**variant, "VariantName": "light", "InitialVariantWeight": 1.0}],
+        [
+            {**variant, "VariantName": "heavy", "InitialVariantWeight": 3.0},
+            {**variant, "VariantName": "light", "InitialVariantWeight": 1.0},
+        ],
     )
     try:
         row = ",".join(str(v) for v in data[0].X_test.values[0])
-        seen = [runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)["InvokedProductionVariant"] for _ in range(200)]
+        seen = [
+            runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)[
+                "InvokedProductionVariant"
+            ]
+            for _ in range(200)
+        ]
         assert 110 < seen.count("heavy") < 190 and seen.count("light") > 10
-        targeted = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row, TargetVariant="light")
+        targeted = runtime.invoke_endpoint(
+            EndpointName=name, ContentType="text/csv", Body=row, TargetVariant="light"
+        )
         assert targeted["InvokedProductionVariant"] == "light"
 
         new_config = unique("cfg")
-        sagemaker.create_endpoint_config(EndpointConfigName=new_config, ProductionVariants=[{**variant, "VariantName": "solo"}])
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=new_config, ProductionVariants=[{**variant, "VariantName": "solo"}]
+        )
         sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=new_config)
-        described = wait_for(lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", done=("InService", "Failed"))
+        described = wait_for(
+            lambda: sagemaker.describe_endpoint(EndpointName=name),
+            "EndpointStatus",
+            done=("InService", "Failed"),
+        )
         assert described["EndpointConfigName"] == new_config
-        assert runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)["InvokedProductionVariant"] == "solo"
+        assert (
+            runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row)[
+                "InvokedProductionVariant"
+            ]
+            == "solo"
+        )
     finally:
         sagemaker.delete_endpoint(EndpointName=name)
     with pytest.raises(botocore.exceptions.ClientError):
@@ -383,14 +455,20 @@ def test_endpoint_with_missing_model_data_fails(client):
     sagemaker = client("sagemaker")
     name = unique("broken")
     sagemaker.create_model(
-        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://sagelocal-tests/none/model.tar.gz"}
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://sagelocal-tests/none/model.tar.gz"},
     )
     sagemaker.create_endpoint_config(
         EndpointConfigName=name,
-        ProductionVariants=[{"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}
+        ],
     )
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    described = wait_for(lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", done=("InService", "Failed"))
+    described = wait_for(
+        lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", done=("InService", "Failed")
+    )
     assert described["EndpointStatus"] == "Failed"
     assert described["FailureReason"].startswith("Failed to download model data")
     sagemaker.delete_endpoint(EndpointName=name)
@@ -418,10 +496,17 @@ def test_transform_job_writes_one_prediction_per_line(client, data, model_name, 
         TransformOutput={"S3OutputPath": f"{data_uri}/transform-{strategy}", "AssembleWith": "Line"},
         TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
     )
-    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    described = wait_for(
+        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    )
     assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
     bucket, prefix = data_uri[5:].split("/", 1)
-    body = client("s3").get_object(Bucket=bucket, Key=f"{prefix}/transform-{strategy}/test.csv.out")["Body"].read().decode()
+    body = (
+        client("s3")
+        .get_object(Bucket=bucket, Key=f"{prefix}/transform-{strategy}/test.csv.out")["Body"]
+        .read()
+        .decode()
+    )
     lines = body.strip().split("\n")
     assert len(lines) == len(split.X_test)
     assert float(np.sqrt(np.mean((np.array(lines, dtype=float) - split.Y_test.values) ** 2))) < 8
@@ -434,7 +519,9 @@ def test_transform_payload_limits_are_validated(client, data, model_name):
             ModelName=model_name,
             MaxConcurrentTransforms=10,
             MaxPayloadInMB=20,
-            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}}},
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}}
+            },
             TransformOutput={"S3OutputPath": f"{data[1]}/never"},
             TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
         )
@@ -455,7 +542,9 @@ def test_transform_with_bad_content_type_fails_and_writes_nothing(client, data, 
         TransformOutput={"S3OutputPath": f"{data[1]}/bad-transform"},
         TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
     )
-    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    described = wait_for(
+        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    )
     assert described["TransformJobStatus"] == "Failed"
     bucket, prefix = data[1][5:].split("/", 1)
     assert client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/bad-transform")["KeyCount"] == 0
@@ -497,13 +586,18 @@ def test_stop_and_list_transform_jobs(client, data, model_name):
     except botocore.exceptions.ClientError as error:  # it may have finished already: the service's refusal
         assert "status Completed" in error.response["Error"]["Message"]
         return
-    described = wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+    described = wait_for(
+        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    )
     assert described["TransformJobStatus"] == "Stopped"
 
 
 def test_list_endpoint_configs_and_endpoints(client, endpoint):
     sagemaker = client("sagemaker")
-    assert endpoint in [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs(NameContains=endpoint)["EndpointConfigs"]]
+    assert endpoint in [
+        c["EndpointConfigName"]
+        for c in sagemaker.list_endpoint_configs(NameContains=endpoint)["EndpointConfigs"]
+    ]
     listed = sagemaker.list_endpoints(NameContains=endpoint, StatusEquals="InService")["Endpoints"]
     assert [e["EndpointName"] for e in listed] == [endpoint]
 
@@ -515,7 +609,9 @@ def test_max_runtime_stops_the_job(client, data):
     sagemaker.create_training_job(
         **training_request(name, data[1], hyperparameters=slow, StoppingCondition={"MaxRuntimeInSeconds": 1})
     )
-    described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus", timeout=30)
+    described = wait_for(
+        lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus", timeout=30
+    )
     assert described["TrainingJobStatus"] == "Stopped"
     assert described["SecondaryStatus"] == "MaxRuntimeExceeded"
 
@@ -524,7 +620,9 @@ def test_server_side_validation_when_the_client_skips_it(emulator, boto_session,
     """botocore validates client-side; the service validates again, in its own words."""
     from botocore.config import Config
 
-    raw = boto_session.client("sagemaker", endpoint_url=emulator.url, config=Config(parameter_validation=False))
+    raw = boto_session.client(
+        "sagemaker", endpoint_url=emulator.url, config=Config(parameter_validation=False)
+    )
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         raw.create_training_job(TrainingJobName="no-role-no-anything")
     message = raised.value.response["Error"]["Message"]
@@ -532,7 +630,9 @@ def test_server_side_validation_when_the_client_skips_it(emulator, boto_session,
     assert "Value null at 'roleArn' failed to satisfy constraint: Member must not be null" in message
     assert message.startswith(f"{message.split()[0]} validation errors detected:")
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        raw.create_endpoint_config(EndpointConfigName="cfg", ProductionVariants=[{"VariantName": "v", "ModelName": "m" * 70}])
+        raw.create_endpoint_config(
+            EndpointConfigName="cfg", ProductionVariants=[{"VariantName": "v", "ModelName": "m" * 70}]
+        )
     assert "Member must have length less than or equal to 63" in raised.value.response["Error"]["Message"]
     assert client("sagemaker").list_models()["Models"] is not None  # still serving
 

@@ -56,14 +56,28 @@ def tuning_request(name, data_uri, *, strategy="Bayesian", ranges=None, static=N
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             "RoleArn": ROLE,
             "OutputDataConfig": {"S3OutputPath": f"{data_uri}/output"},
-            "HyperParameterTuningResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
+            "HyperParameterTuningResourceConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m4.xlarge",
+                "VolumeSizeInGB": 5,
+            },
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "StaticHyperParameters": static
-            or {"objective": "reg:squarederror", "num_round": "30", "early_stopping_rounds": "5", "subsample": "0.8"},
+            or {
+                "objective": "reg:squarederror",
+                "num_round": "30",
+                "early_stopping_rounds": "5",
+                "subsample": "0.8",
+            },
             "InputDataConfig": [
                 {
                     "ChannelName": channel,
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data_uri}/{problem}/{channel}/"}},
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"{data_uri}/{problem}/{channel}/",
+                        }
+                    },
                     "ContentType": "text/csv",
                 }
                 for channel in ("train", "validation")
@@ -87,7 +101,11 @@ def run_tuning(client, request, timeout=120):
 
 def children(client, name):
     paginator = client("sagemaker").get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
-    return [s for page in paginator.paginate(HyperParameterTuningJobName=name) for s in page["TrainingJobSummaries"]]
+    return [
+        s
+        for page in paginator.paginate(HyperParameterTuningJobName=name)
+        for s in page["TrainingJobSummaries"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +121,10 @@ def test_bayesian_tuning_completes_with_the_best_job(bayesian):
     completed = [j for j in jobs if j["TrainingJobStatus"] == "Completed"]
     best_value = min(j["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for j in completed)
     best = described["BestTrainingJob"]
-    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {"MetricName": "validation:rmse", "Value": best_value}
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {
+        "MetricName": "validation:rmse",
+        "Value": best_value,
+    }
     assert best["TrainingJobName"] in {j["TrainingJobName"] for j in completed}
     assert set(best["TunedHyperParameters"]) == {"eta", "max_depth"}
 
@@ -175,7 +196,10 @@ def test_maximize_picks_the_highest_auc(client, data):
     name = unique("auc")
     static = {"objective": "binary:logistic", "num_round": "20", "early_stopping_rounds": "5"}
     described = run_tuning(
-        client, tuning_request(name, data, metric="validation:auc", direction="Maximize", static=static, problem="binary")
+        client,
+        tuning_request(
+            name, data, metric="validation:auc", direction="Maximize", static=static, problem="binary"
+        ),
     )
     jobs = [j for j in children(client, name) if j["TrainingJobStatus"] == "Completed"]
     top = max(j["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for j in jobs)
@@ -191,7 +215,9 @@ def test_stop_tuning_job_stops_running_children(client, data):
                              ranges={"ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.0001", "MaxValue": "0.001"}]})  # fmt: skip
     sagemaker.create_hyper_parameter_tuning_job(**request)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not [j for j in children(client, name) if j["TrainingJobStatus"] == "InProgress"]:
+    while time.monotonic() < deadline and not [
+        j for j in children(client, name) if j["TrainingJobStatus"] == "InProgress"
+    ]:
         time.sleep(0.05)
     sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     while time.monotonic() < deadline:
@@ -218,7 +244,9 @@ def test_stop_tuning_job_stops_running_children(client, data):
 )  # fmt: skip
 def test_invalid_configurations_are_rejected(client, data, changes, message):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        client("sagemaker").create_hyper_parameter_tuning_job(**tuning_request(unique("bad"), data, **changes))
+        client("sagemaker").create_hyper_parameter_tuning_job(
+            **tuning_request(unique("bad"), data, **changes)
+        )
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert message in raised.value.response["Error"]["Message"]
 
@@ -229,7 +257,9 @@ def test_unknown_and_duplicate_tuning_jobs(client, bayesian, data):
         sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="ghost")
     assert raised.value.response["Error"]["Code"] == "ResourceNotFound"
     with pytest.raises(botocore.exceptions.ClientError) as raised:
-        sagemaker.create_hyper_parameter_tuning_job(**tuning_request(bayesian[0]["HyperParameterTuningJobName"], data))
+        sagemaker.create_hyper_parameter_tuning_job(
+            **tuning_request(bayesian[0]["HyperParameterTuningJobName"], data)
+        )
     assert raised.value.response["Error"]["Code"] == "ResourceInUse"
 
 
@@ -255,14 +285,20 @@ def boto3_session(base):
 
     credentials = base.get_credentials()
     return boto3.Session(
-        aws_access_key_id=credentials.access_key, aws_secret_access_key=credentials.secret_key, region_name=base.region_name
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        region_name=base.region_name,
     )
 
 
 def test_early_stopping_auto_stops_lagging_children(client, data):
     """TrainingJobEarlyStoppingType Auto: children whose objective lags the median are stopped early."""
     name = unique("auto")
-    ranges = {"ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.001", "MaxValue": "0.5", "ScalingType": "Logarithmic"}]}
+    ranges = {
+        "ContinuousParameterRanges": [
+            {"Name": "eta", "MinValue": "0.001", "MaxValue": "0.5", "ScalingType": "Logarithmic"}
+        ]
+    }
     static = {"objective": "reg:squarederror", "num_round": "150"}
     described = run_tuning(
         client,

@@ -49,7 +49,9 @@ def test_boston_tuning_workflow(name, emulator, client, tmp_path):
     assert 2.0 < result.metrics["test_rmse"] < 6.0
     assert 1.5 < result.metrics["best_validation_rmse"] < 5.0
     assert [p.name for p in result.plots] == ["predicted-vs-actual.png", "tuning-progress.png"]
-    described = client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=result.details["tuning_job"])
+    described = client("sagemaker").describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=result.details["tuning_job"]
+    )
     assert sum(described["TrainingJobStatusCounters"].values()) == 20
     assert described["BestTrainingJob"]["TrainingJobName"] == result.details["best_training_job"]
     assert leftovers(client) == before
@@ -67,6 +69,8 @@ def test_a_failing_or_interrupted_step_still_cleans_up(interruption, emulator, c
 
     before = leftovers(client)
     with pytest.raises(interruption, match="injected failure"):
-        with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
+        with open_target(
+            TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None
+        ) as target:
             boston_low_level.run(target, tmp_path, log=log)
     assert leftovers(client) == before

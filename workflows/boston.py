@@ -31,7 +31,9 @@ def xgboost_image(region: str) -> str:
     return image_uris.retrieve("xgboost", region, version=XGBOOST_VERSION)
 
 
-def evaluate(split: boston.BostonSplit, predictions, output_dir: Path, title: str) -> tuple[dict[str, float], Path]:
+def evaluate(
+    split: boston.BostonSplit, predictions, output_dir: Path, title: str
+) -> tuple[dict[str, float], Path]:
     metrics = regression_errors(split.Y_test, predictions)
     title = f"{title} (test RMSE {metrics['test_rmse']:.2f})"
     plot = plot_predicted_vs_actual(split.Y_test, predictions, output_dir / "predicted-vs-actual.png", title)
@@ -55,7 +57,13 @@ def csv_channel(name: str, uri: str) -> dict:
     """A text/csv S3Prefix channel for create_training_job / create_hyper_parameter_tuning_job."""
     return {
         "ChannelName": name,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
         "ContentType": "text/csv",
         "CompressionType": "None",
     }
@@ -66,7 +74,11 @@ def upload_split(target, split: boston.BostonSplit, prefix: str) -> dict[str, st
     session = target.sagemaker_session
     return {
         name: session.upload_data(str(path), bucket=target.bucket, key_prefix=prefix)
-        for name, path in (("test", split.test_csv), ("validation", split.validation_csv), ("train", split.train_csv))
+        for name, path in (
+            ("test", split.test_csv),
+            ("validation", split.validation_csv),
+            ("train", split.train_csv),
+        )
     }
 
 

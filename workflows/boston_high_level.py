@@ -36,7 +36,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     estimator.fit(boston.training_inputs(locations))
 
     log("batch transform of the test set...")
-    batch_predictions = boston_data.parse_predictions(boston.sdk_batch_transform(target, estimator, locations["test"]))
+    batch_predictions = boston_data.parse_predictions(
+        boston.sdk_batch_transform(target, estimator, locations["test"])
+    )
 
     log("deploying an endpoint...")
     predictor = estimator.deploy(1, boston.INSTANCE_TYPE, serializer=CSVSerializer())
@@ -47,7 +49,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         predictor.delete_model()
         predictor.delete_endpoint()
 
-    metrics, plot = boston.evaluate(split, batch_predictions, output_dir, "1a high level: Median Price vs Predicted Price")
+    metrics, plot = boston.evaluate(
+        split, batch_predictions, output_dir, "1a high level: Median Price vs Predicted Price"
+    )
     metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
     job_name = estimator.latest_training_job.name
     metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")

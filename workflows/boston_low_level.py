@@ -46,11 +46,16 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         ResourceConfig={"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 86400},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
-        InputDataConfig=[boston.csv_channel("train", locations["train"]), boston.csv_channel("validation", locations["validation"])],
+        InputDataConfig=[
+            boston.csv_channel("train", locations["train"]),
+            boston.csv_channel("validation", locations["validation"]),
+        ],
     )
     log(f"training job {job_name} created; streaming its log...")
     session.logs_for_job(job_name, wait=True)
-    artifacts = sagemaker.describe_training_job(TrainingJobName=job_name)["ModelArtifacts"]["S3ModelArtifacts"]
+    artifacts = sagemaker.describe_training_job(TrainingJobName=job_name)["ModelArtifacts"][
+        "S3ModelArtifacts"
+    ]
 
     model_name = f"{job_name}-model"
     sagemaker.create_model(
@@ -92,8 +97,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
         sagemaker.delete_model(ModelName=model_name)
 
-    metrics, plot = boston.evaluate(split, batch_predictions, output_dir, "1b low level: Median Price vs Predicted Price")
+    metrics, plot = boston.evaluate(
+        split, batch_predictions, output_dir, "1b low level: Median Price vs Predicted Price"
+    )
     metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
     metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
     return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name, "endpoint": endpoint_name})
-

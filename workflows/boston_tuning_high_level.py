@@ -21,7 +21,10 @@ PREFIX = "boston-xgboost-tuning-HL"
 MAX_JOBS = 20
 MAX_PARALLEL_JOBS = 3
 PLAN = [
-    ("tuning job", f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {boston.INSTANCE_TYPE}"),
+    (
+        "tuning job",
+        f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {boston.INSTANCE_TYPE}",
+    ),
     ("model", "xgboost " + boston.XGBOOST_VERSION),
     ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
 ]
@@ -55,13 +58,20 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     best_job = tuner.best_training_job()
     log(f"best training job: {best_job}")
     objectives = {
-        row["TrainingJobName"]: row.get("FinalObjectiveValue") for row in tuner.analytics().dataframe().to_dict("records")
+        row["TrainingJobName"]: row.get("FinalObjectiveValue")
+        for row in tuner.analytics().dataframe().to_dict("records")
     }
 
     best_estimator = Estimator.attach(best_job, sagemaker_session=target.sagemaker_session)
-    predictions = boston_data.parse_predictions(boston.sdk_batch_transform(target, best_estimator, locations["test"]))
+    predictions = boston_data.parse_predictions(
+        boston.sdk_batch_transform(target, best_estimator, locations["test"])
+    )
 
-    metrics, plot = boston.evaluate(split, predictions, output_dir, "1c tuning, high level: Median Price vs Predicted Price")
+    metrics, plot = boston.evaluate(
+        split, predictions, output_dir, "1c tuning, high level: Median Price vs Predicted Price"
+    )
     metrics["best_validation_rmse"] = boston.final_metric(target, best_job, "validation:rmse")
     progress = boston.plot_tuning(objectives, output_dir, f"1c {job_name}: validation:rmse per training job")
-    return WorkflowResult(NAME, metrics, [plot, progress], {"tuning_job": job_name, "best_training_job": best_job})
+    return WorkflowResult(
+        NAME, metrics, [plot, progress], {"tuning_job": job_name, "best_training_job": best_job}
+    )

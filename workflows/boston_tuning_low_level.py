@@ -22,7 +22,9 @@ PLAN = [
     ("model", "xgboost " + boston.XGBOOST_VERSION),
     ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
 ]
-STATIC = {k: str(v) for k, v in boston.HYPERPARAMETERS.items() if k not in ("eta", "max_depth", "min_child_weight")}
+STATIC = {
+    k: str(v) for k, v in boston.HYPERPARAMETERS.items() if k not in ("eta", "max_depth", "min_child_weight")
+}
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
@@ -55,7 +57,10 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
             "StaticHyperParameters": STATIC,
-            "InputDataConfig": [boston.csv_channel("train", locations["train"]), boston.csv_channel("validation", locations["validation"])],
+            "InputDataConfig": [
+                boston.csv_channel("train", locations["train"]),
+                boston.csv_channel("validation", locations["validation"]),
+            ],
         },
     )
     log(f"tuning job {tuning_name} created; waiting...")
@@ -63,8 +68,12 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_name)
     best_job = described["BestTrainingJob"]["TrainingJobName"]
     counters = described["TrainingJobStatusCounters"]
-    log(f"best training job: {best_job} ({counters['Completed']} completed, {counters['NonRetryableError']} failed)")
-    artifacts = sagemaker.describe_training_job(TrainingJobName=best_job)["ModelArtifacts"]["S3ModelArtifacts"]
+    log(
+        f"best training job: {best_job} ({counters['Completed']} completed, {counters['NonRetryableError']} failed)"
+    )
+    artifacts = sagemaker.describe_training_job(TrainingJobName=best_job)["ModelArtifacts"][
+        "S3ModelArtifacts"
+    ]
 
     objectives = {}
     paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
@@ -75,16 +84,29 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
 
     model_name = f"{best_job}-model"
     sagemaker.create_model(
-        ModelName=model_name, ExecutionRoleArn=target.role_arn, PrimaryContainer={"Image": image, "ModelDataUrl": artifacts}
+        ModelName=model_name,
+        ExecutionRoleArn=target.role_arn,
+        PrimaryContainer={"Image": image, "ModelDataUrl": artifacts},
     )
     transformed = boston.boto3_batch_transform(
-        target, f"{tuning_name}-transform", model_name, locations["test"], f"s3://{bucket}/{PREFIX}/batch-transform/"
+        target,
+        f"{tuning_name}-transform",
+        model_name,
+        locations["test"],
+        f"s3://{bucket}/{PREFIX}/batch-transform/",
     )
     predictions = boston_data.parse_predictions(transformed)
     sagemaker.delete_model(ModelName=model_name)
 
-    metrics, plot = boston.evaluate(split, predictions, output_dir, "1d tuning, low level: Median Price vs Predicted Price")
-    metrics["best_validation_rmse"] = described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-    progress = boston.plot_tuning(objectives, output_dir, f"1d {tuning_name}: validation:rmse per training job")
-    return WorkflowResult(NAME, metrics, [plot, progress], {"tuning_job": tuning_name, "best_training_job": best_job})
-
+    metrics, plot = boston.evaluate(
+        split, predictions, output_dir, "1d tuning, low level: Median Price vs Predicted Price"
+    )
+    metrics["best_validation_rmse"] = described["BestTrainingJob"][
+        "FinalHyperParameterTuningJobObjectiveMetric"
+    ]["Value"]
+    progress = boston.plot_tuning(
+        objectives, output_dir, f"1d {tuning_name}: validation:rmse per training job"
+    )
+    return WorkflowResult(
+        NAME, metrics, [plot, progress], {"tuning_job": tuning_name, "best_training_job": best_job}
+    )

@@ -25,22 +25,39 @@ class Resource:
 
 #: (event service id, operation) -> how to read the created resource from request and response.
 _CREATES: dict[tuple[str, str], Callable[[dict, dict], Resource]] = {
-    ("sagemaker", "CreateTrainingJob"): lambda p, r: Resource("sagemaker", "training-job", p["TrainingJobName"]),
+    ("sagemaker", "CreateTrainingJob"): lambda p, r: Resource(
+        "sagemaker", "training-job", p["TrainingJobName"]
+    ),
     ("sagemaker", "CreateHyperParameterTuningJob"): lambda p, r: Resource(
         "sagemaker", "tuning-job", p["HyperParameterTuningJobName"]
     ),
-    ("sagemaker", "CreateTransformJob"): lambda p, r: Resource("sagemaker", "transform-job", p["TransformJobName"]),
+    ("sagemaker", "CreateTransformJob"): lambda p, r: Resource(
+        "sagemaker", "transform-job", p["TransformJobName"]
+    ),
     ("sagemaker", "CreateModel"): lambda p, r: Resource("sagemaker", "model", p["ModelName"]),
-    ("sagemaker", "CreateEndpointConfig"): lambda p, r: Resource("sagemaker", "endpoint-config", p["EndpointConfigName"]),
+    ("sagemaker", "CreateEndpointConfig"): lambda p, r: Resource(
+        "sagemaker", "endpoint-config", p["EndpointConfigName"]
+    ),
     ("sagemaker", "CreateEndpoint"): lambda p, r: Resource("sagemaker", "endpoint", p["EndpointName"]),
     ("lambda", "CreateFunction"): lambda p, r: Resource("lambda", "function", p["FunctionName"]),
     ("iam", "CreateRole"): lambda p, r: Resource("iam", "role", p["RoleName"]),
-    ("iam", "AttachRolePolicy"): lambda p, r: Resource("iam", "role-policy", p["RoleName"], (p["PolicyArn"],)),
-    ("iam", "PutRolePolicy"): lambda p, r: Resource("iam", "inline-policy", p["RoleName"], (p["PolicyName"],)),
+    ("iam", "AttachRolePolicy"): lambda p, r: Resource(
+        "iam", "role-policy", p["RoleName"], (p["PolicyArn"],)
+    ),
+    ("iam", "PutRolePolicy"): lambda p, r: Resource(
+        "iam", "inline-policy", p["RoleName"], (p["PolicyName"],)
+    ),
     ("api-gateway", "CreateRestApi"): lambda p, r: Resource("apigateway", "rest-api", r["id"]),
 }
 
-_GONE = ("Could not find", "not found", "NoSuchEntity", "ResourceNotFound", "NotFoundException", "does not exist")
+_GONE = (
+    "Could not find",
+    "not found",
+    "NoSuchEntity",
+    "ResourceNotFound",
+    "NotFoundException",
+    "does not exist",
+)
 
 
 class ResourceTracker:
@@ -80,7 +97,9 @@ class ResourceTracker:
             try:
                 action = self._remove(resource)
                 if action:
-                    log(f"cleanup: {action} {resource.kind} {resource.name}{' ' + resource.extra[0] if resource.extra else ''}")
+                    log(
+                        f"cleanup: {action} {resource.kind} {resource.name}{' ' + resource.extra[0] if resource.extra else ''}"
+                    )
             except botocore.exceptions.ClientError as error:
                 message = str(error)
                 if not any(marker in message for marker in _GONE):

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run one workflow",
         description="Run one workflow. Resources it creates are removed at the end, also on failure or Ctrl-C.",
     )
-    run.add_argument("workflow", choices=list(registry.WORKFLOWS), metavar="WORKFLOW", help=", ".join(registry.WORKFLOWS))
+    run.add_argument(
+        "workflow", choices=list(registry.WORKFLOWS), metavar="WORKFLOW", help=", ".join(registry.WORKFLOWS)
+    )
     run.add_argument(
         "--target",
         choices=TARGETS,
@@ -59,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--region", help="AWS region (default: AWS_REGION; required for --target aws)")
     run.add_argument("--role-arn", help="execution role ARN (default: $SAGELOCAL_ROLE_ARN; required for aws)")
     run.add_argument("--bucket", help="S3 bucket for data and models (default: sagemaker-<region>-<account>)")
-    run.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where plots and data go (default: %(default)s)")
+    run.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where plots and data go (default: %(default)s)"
+    )
     run.add_argument("--keep", action="store_true", help="do not remove the created resources at the end")
     run.add_argument("--plan", action="store_true", help="print what the run would create, create nothing")
 
@@ -73,17 +77,29 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address for both servers (default: %(default)s)")
     up.add_argument("--port", type=int, default=4566, help="emulator port (default: %(default)s)")
     up.add_argument("--web-port", type=int, default=8080, help="web page port (default: %(default)s)")
-    up.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where data goes (default: %(default)s)")
+    up.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where data goes (default: %(default)s)"
+    )
 
-    web = commands.add_parser("web", help="serve only the web page", description="Serve web/ with config.json naming the API.")
-    web.add_argument("--api-url", default=os.environ.get("SAGELOCAL_API_URL", ""), help="the public API URL (default: $SAGELOCAL_API_URL)")
+    web = commands.add_parser(
+        "web", help="serve only the web page", description="Serve web/ with config.json naming the API."
+    )
+    web.add_argument(
+        "--api-url",
+        default=os.environ.get("SAGELOCAL_API_URL", ""),
+        help="the public API URL (default: $SAGELOCAL_API_URL)",
+    )
     web.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     web.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
 
     demo = commands.add_parser(
-        "demo", help="run every workflow locally and print a summary", description="Run every workflow on one embedded emulator."
+        "demo",
+        help="run every workflow locally and print a summary",
+        description="Run every workflow on one embedded emulator.",
     )
-    demo.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where plots go (default: %(default)s)")
+    demo.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where plots go (default: %(default)s)"
+    )
 
     emulator = commands.add_parser(
         "emulator",
@@ -91,7 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve S3, IAM, STS, CloudWatch Logs, SageMaker (jobs, endpoints, runtime), Lambda and API "
         "Gateway on one port, speaking the AWS wire protocols. Credentials: test / test, account 000000000000.",
     )
-    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 in containers)")
+    emulator.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s; 0.0.0.0 in containers)",
+    )
     emulator.add_argument("--port", type=int, default=4566, help="port (default: %(default)s, LocalStack's)")
     return parser
 
@@ -128,7 +148,14 @@ def _demo(output: Path) -> int:
                 continue
             _print_result(result, seconds)
             metric = next(iter(result.metrics.items()))
-            rows.append((name, f"{metric[0]} {metric[1]:.3f}", f"{seconds:.1f} s", str(result.plots[0]) if result.plots else "-"))
+            rows.append(
+                (
+                    name,
+                    f"{metric[0]} {metric[1]:.3f}",
+                    f"{seconds:.1f} s",
+                    str(result.plots[0]) if result.plots else "-",
+                )
+            )
     headers = ("workflow", "metric", "wall time", "plot")
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
     print()
@@ -139,8 +166,12 @@ def _demo(output: Path) -> int:
 
 def _plan(name: str, settings: TargetSettings) -> int:
     module = registry.load(name)
-    where = "the local emulator" if settings.name == "local" else f"AWS ({settings.region or 'region not set'})"
-    print(f"{name} on {where} would create (and remove at the end{'' if not settings.keep else ', unless --keep'}):")
+    where = (
+        "the local emulator" if settings.name == "local" else f"AWS ({settings.region or 'region not set'})"
+    )
+    print(
+        f"{name} on {where} would create (and remove at the end{'' if not settings.keep else ', unless --keep'}):"
+    )
     for kind, detail in module.PLAN:
         print(f"  - {kind}: {detail}")
     print("nothing was created.")

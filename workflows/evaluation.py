@@ -48,7 +48,9 @@ def plot_predicted_vs_actual(actual, predicted, path: Path, title: str) -> Path:
     return _save(plt, fig, path)
 
 
-def plot_tuning_progress(objective_values: Sequence[float | None], path: Path, title: str, minimize: bool = True) -> Path:
+def plot_tuning_progress(
+    objective_values: Sequence[float | None], path: Path, title: str, minimize: bool = True
+) -> Path:
     """Objective per child job in launch order, with the best so far (failed jobs left out)."""
     plt = _pyplot()
     xs = [i + 1 for i, v in enumerate(objective_values) if v is not None]

@@ -108,11 +108,16 @@ def prepare(source: Path, directory: Path, log=print) -> Prepared:
     validation_size = 10_000 if len(reviews.train_texts) >= 20_000 else 0.4
     split = imdb.shuffle_and_split(reviews, seed=SEED, validation_size=validation_size)
     timings["prepare_s"] = time.perf_counter() - started
-    log(f"reviews: {len(split.train_texts)} train, {len(split.validation_texts)} validation, {len(split.test_texts)} test")
+    log(
+        f"reviews: {len(split.train_texts)} train, {len(split.validation_texts)} validation, {len(split.test_texts)} test"
+    )
 
     started = time.perf_counter()
     vectorizer = CountVectorizer(
-        max_features=review_text.VOCABULARY_SIZE, tokenizer=review_text.tokenize, lowercase=False, token_pattern=None
+        max_features=review_text.VOCABULARY_SIZE,
+        tokenizer=review_text.tokenize,
+        lowercase=False,
+        token_pattern=None,
     )
     train = vectorizer.fit_transform(split.train_texts).tocsr()
     validation = vectorizer.transform(split.validation_texts).tocsr()
@@ -134,7 +139,10 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
     session = target.sagemaker_session
     bucket = session.default_bucket()
     started = time.perf_counter()
-    locations = {name: session.upload_data(str(data.directory / f"{name}.csv"), key_prefix=PREFIX) for name in ("test", "validation", "train")}
+    locations = {
+        name: session.upload_data(str(data.directory / f"{name}.csv"), key_prefix=PREFIX)
+        for name in ("test", "validation", "train")
+    }
     data.timings["upload_s"] = time.perf_counter() - started
 
     estimator = Estimator(
@@ -162,7 +170,9 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
     transformer.transform(locations["test"], content_type="text/csv", split_type="Line")
     transformer.wait()
     output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
-    data.test_scores = np.array(target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float)
+    data.test_scores = np.array(
+        target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float
+    )
     accuracy = float(np.mean(np.round(data.test_scores) == data.test_labels))
     data.timings["transform_s"] = time.perf_counter() - started
 
@@ -173,7 +183,11 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
 
 def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=print) -> SentimentApp:
     """The public door: IAM role, Lambda function and a REST API with stage prod."""
-    iam, lambda_client, apigateway = target.client("iam"), target.client("lambda"), target.client("apigateway")
+    iam, lambda_client, apigateway = (
+        target.client("iam"),
+        target.client("lambda"),
+        target.client("apigateway"),
+    )
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     function_name, role_name = f"{FUNCTION_NAME}-{stamp}", f"{ROLE_NAME}-{stamp}"
     account = target.client("sts").get_caller_identity()["Account"]
@@ -181,7 +195,16 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
     role_arn = iam.create_role(
         RoleName=role_name,
         AssumeRolePolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
         ),
     )["Role"]["Arn"]
     # Least privilege: call this one endpoint, write its own logs.
@@ -203,9 +226,13 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         ),
     )
     log(f"Lambda function {function_name} (package of the function, review_text and the vocabulary)...")
-    function_arn = _create_function(lambda_client, function_name, role_arn, endpoint_name, lambda_package.build(vocabulary))
+    function_arn = _create_function(
+        lambda_client, function_name, role_arn, endpoint_name, lambda_package.build(vocabulary)
+    )
 
-    api_id = apigateway.create_rest_api(name=f"sentiment-analysis-api-{stamp}", endpointConfiguration={"types": ["REGIONAL"]})["id"]
+    api_id = apigateway.create_rest_api(
+        name=f"sentiment-analysis-api-{stamp}", endpointConfiguration={"types": ["REGIONAL"]}
+    )["id"]
     root = next(r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
     apigateway.put_integration(
@@ -256,7 +283,9 @@ def _enable_cors(apigateway, api_id: str, resource_id: str) -> None:
         "Access-Control-Allow-Methods": "'OPTIONS,POST'",
         "Access-Control-Allow-Origin": "'*'",
     }
-    apigateway.put_method(restApiId=api_id, resourceId=resource_id, httpMethod="OPTIONS", authorizationType="NONE")
+    apigateway.put_method(
+        restApiId=api_id, resourceId=resource_id, httpMethod="OPTIONS", authorizationType="NONE"
+    )
     apigateway.put_integration(
         restApiId=api_id,
         resourceId=resource_id,
@@ -283,7 +312,9 @@ def _enable_cors(apigateway, api_id: str, resource_id: str) -> None:
 
 def ask_public_api(api_url: str, review: str) -> tuple[int, str, float | None]:
     """POST a review the way the web page does: raw text, no signature. Returns (status, body, score)."""
-    request = urllib.request.Request(api_url, data=review.encode(), headers={"Content-Type": "text/plain"}, method="POST")
+    request = urllib.request.Request(
+        api_url, data=review.encode(), headers={"Content-Type": "text/plain"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             score = response.headers.get("X-Sentiment-Score")
@@ -295,7 +326,9 @@ def ask_public_api(api_url: str, review: str) -> tuple[int, str, float | None]:
 def endpoint_score(target: Target, endpoint_name: str, vocabulary: dict[str, int], review: str) -> float:
     """The training-side path: the same text module, straight to the endpoint with a signed call."""
     row = review_text.to_csv_row(review_text.bag_of_words(review, vocabulary))
-    answer = target.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint_name, ContentType="text/csv", Body=row)
+    answer = target.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint_name, ContentType="text/csv", Body=row
+    )
     return float(answer["Body"].read().split()[0])
 
 

@@ -36,7 +36,10 @@ TARGETS = ("local", "aws")
 ENDPOINT_ENV = "SAGELOCAL_ENDPOINT"
 ROLE_ENV = "SAGELOCAL_ROLE_ARN"
 BUCKET_ENV = "SAGELOCAL_BUCKET"
-TELEMETRY_OPT_OUT = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+TELEMETRY_OPT_OUT = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
 
 
 def quiet_sdk() -> None:
@@ -67,8 +70,12 @@ class TargetSettings:
         given = {k: v for k, v in overrides.items() if v is not None}
         name = given.pop("name", None) or os.environ.get(TARGET_ENV) or "local"
         if name not in TARGETS:
-            raise TargetError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)} (flag --target or ${TARGET_ENV})")
-        region = given.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            raise TargetError(
+                f"unknown target {name!r}: choose one of {', '.join(TARGETS)} (flag --target or ${TARGET_ENV})"
+            )
+        region = (
+            given.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        )
         return cls(
             name=name,
             region=region,
@@ -184,7 +191,9 @@ def _sagemaker_session(boto_session: boto3.Session, bucket: str):
     import sagemaker
 
     _validate_sdk_config_once()
-    return sagemaker.Session(boto_session=boto_session, default_bucket=bucket, sagemaker_config=TELEMETRY_OPT_OUT)
+    return sagemaker.Session(
+        boto_session=boto_session, default_bucket=bucket, sagemaker_config=TELEMETRY_OPT_OUT
+    )
 
 
 @contextlib.contextmanager
@@ -251,15 +260,21 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
                                         (f"--role-arn (or {ROLE_ENV})", settings.role_arn)) if not value]  # fmt: skip
     if missing:
         raise TargetError(
-            "the aws target needs " + " and ".join(missing) + ": an execution role SageMaker and Lambda can assume, "
+            "the aws target needs "
+            + " and ".join(missing)
+            + ": an execution role SageMaker and Lambda can assume, "
             "and the region to create resources in"
         )
     redirected = sorted(k for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") and v)
     if redirected:
-        raise TargetError(f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)")
+        raise TargetError(
+            f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)"
+        )
     boto_session = boto3.Session(region_name=settings.region)
     if boto_session._session.get_scoped_config().get("endpoint_url"):
-        raise TargetError("the AWS config profile sets endpoint_url: use a profile without it to reach real AWS")
+        raise TargetError(
+            "the AWS config profile sets endpoint_url: use a profile without it to reach real AWS"
+        )
     if boto_session.get_credentials() is None:
         raise TargetError(
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "

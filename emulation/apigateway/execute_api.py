@@ -43,6 +43,7 @@ from emulation.protocol import AwsError
 RAW_HEADERS_ENVIRON_KEY = "sagelocal.raw_headers"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
+
 def execute_api_url(emulator_url: str, api_id: str, stage: str) -> str:
     """Where a stage answers on the emulator: path style (``*.localhost`` names do not resolve everywhere)."""
     return f"{emulator_url}/_aws/execute-api/{api_id}/{stage}"

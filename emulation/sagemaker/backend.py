@@ -93,7 +93,10 @@ class SageMakerBackend:
 
     # -- training jobs ------------------------------------------------------------------------
     def create_training_job(
-        self, request: dict[str, Any], tuning_job_arn: str | None = None, observer: TrainingObserver | None = None
+        self,
+        request: dict[str, Any],
+        tuning_job_arn: str | None = None,
+        observer: TrainingObserver | None = None,
     ) -> TrainingRun:
         name = request["TrainingJobName"]
         arn = self.arn("training-job", name)
@@ -301,7 +304,9 @@ class SageMakerBackend:
         name = request["HyperParameterTuningJobName"]
         definition = request.get("TrainingJobDefinition")
         if definition is None:
-            raise ValidationError("TrainingJobDefinition is required (TrainingJobDefinitions is not supported locally).")
+            raise ValidationError(
+                "TrainingJobDefinition is required (TrainingJobDefinitions is not supported locally)."
+            )
         validate_config(request["HyperParameterTuningJobConfig"], definition)
         self.resolve_image(definition["AlgorithmSpecification"].get("TrainingImage", ""))
         for channel in definition.get("InputDataConfig", []):

@@ -234,7 +234,10 @@ class SageMakerProvider:
                 }
             )
         page, token = paginate(
-            summaries, params, name_key="HyperParameterTuningJobName", status_key="HyperParameterTuningJobStatus"
+            summaries,
+            params,
+            name_key="HyperParameterTuningJobName",
+            status_key="HyperParameterTuningJobStatus",
         )
         return {"HyperParameterTuningJobSummaries": page, **({"NextToken": token} if token else {})}
 
@@ -254,7 +257,12 @@ class SageMakerProvider:
             params,
             name_key="TrainingJobName",
             status_key="TrainingJobStatus",
-            sort_keys={"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus", "None": None},
+            sort_keys={
+                "Name": "TrainingJobName",
+                "CreationTime": "CreationTime",
+                "Status": "TrainingJobStatus",
+                "None": None,
+            },
         )
         return {"TrainingJobSummaries": page, **({"NextToken": token} if token else {})}
 

@@ -30,7 +30,11 @@ class RuntimeProvider:
 
     def invoke_endpoint(self, request: Request) -> Response:
         if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
-            return Response(f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes.", status=413, content_type="text/plain")
+            return Response(
+                f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes.",
+                status=413,
+                content_type="text/plain",
+            )
         name = _PATH.match(request.path)["name"]
         account = self.backend.config.account_id
         with self.backend.lock:
@@ -40,7 +44,9 @@ class RuntimeProvider:
         target = request.headers.get("X-Amzn-SageMaker-Target-Variant")
         variant = host.choose_variant(target)
         if variant is None:
-            raise AwsError("ValidationError", f"Variant {target} not found for Endpoint {name} of account {account}.")
+            raise AwsError(
+                "ValidationError", f"Variant {target} not found for Endpoint {name} of account {account}."
+            )
         try:
             reply = variant.pick().invoke(
                 request.get_data(), request.headers.get("Content-Type"), request.headers.get("Accept")

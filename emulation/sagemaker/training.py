@@ -314,7 +314,9 @@ class TrainingRun:
                 value = float(match.group(1))
                 self.final_metrics[name] = value
                 # moto compares CloudWatch timestamps as naive UTC datetimes
-                self._metric_points.append({"MetricName": name, "Value": value, "Timestamp": utcnow().replace(tzinfo=None)})
+                self._metric_points.append(
+                    {"MetricName": name, "Value": value, "Timestamp": utcnow().replace(tzinfo=None)}
+                )
                 if self.observer is not None:
                     self.observer.on_metric(self, name, value, int(round_number.group(1)))
 

@@ -42,14 +42,18 @@ def _number(value: str, kind: str, name: str, field: str) -> float:
     try:
         return int(value) if kind == "IntegerParameterRanges" else float(value)
     except ValueError:
-        raise ValidationError(f"The {field} [{value}] of hyperparameter [{name}] is not a valid {kind[:-15].lower()} value.") from None
+        raise ValidationError(
+            f"The {field} [{value}] of hyperparameter [{name}] is not a valid {kind[:-15].lower()} value."
+        ) from None
 
 
 def validate_config(config: dict[str, Any], definition: dict[str, Any]) -> None:
     """The checks the service makes before a tuning job starts, with its style of message."""
     objective = config.get("HyperParameterTuningJobObjective") or definition.get("TuningObjective")
     if not objective:
-        raise ValidationError("HyperParameterTuningJobObjective is required for the built-in XGBoost algorithm.")
+        raise ValidationError(
+            "HyperParameterTuningJobObjective is required for the built-in XGBoost algorithm."
+        )
     metric = objective["MetricName"]
     channel, _, name = metric.partition(":")
     if channel != "validation" or name not in XGBOOST_METRICS:
@@ -69,7 +73,9 @@ def validate_config(config: dict[str, Any], definition: dict[str, Any]) -> None:
         for spec in ranges.get(kind, []):
             name = spec["Name"]
             if name in seen:
-                raise ValidationError(f"The hyperparameter [{name}] appears in more than one parameter range.")
+                raise ValidationError(
+                    f"The hyperparameter [{name}] appears in more than one parameter range."
+                )
             seen.add(name)
             if name in (definition.get("StaticHyperParameters") or {}):
                 raise ValidationError(
@@ -96,7 +102,9 @@ def validate_config(config: dict[str, Any], definition: dict[str, Any]) -> None:
                 raise ValidationError(
                     f"The Logarithmic scaling type requires MinValue > 0 (hyperparameter [{name}], MinValue [{spec['MinValue']}])."
                 )
-            if scaling == "ReverseLogarithmic" and (kind != "ContinuousParameterRanges" or low < 0 or high >= 1):
+            if scaling == "ReverseLogarithmic" and (
+                kind != "ContinuousParameterRanges" or low < 0 or high >= 1
+            ):
                 raise ValidationError(
                     "The ReverseLogarithmic scaling type requires a continuous range within 0 <= MinValue <= MaxValue < 1 "
                     f"(hyperparameter [{name}])."
@@ -105,7 +113,9 @@ def validate_config(config: dict[str, Any], definition: dict[str, Any]) -> None:
         raise ValidationError("ParameterRanges must contain at least one range.")
     limits = config["ResourceLimits"]
     if strategy != "Grid" and not limits.get("MaxNumberOfTrainingJobs"):
-        raise ValidationError("ResourceLimits.MaxNumberOfTrainingJobs is required for the strategy " + strategy + ".")
+        raise ValidationError(
+            "ResourceLimits.MaxNumberOfTrainingJobs is required for the strategy " + strategy + "."
+        )
 
 
 def _sampler(config: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -197,7 +207,11 @@ class TuningRun:
             "LastModifiedTime": created,
         }
         limits = config["ResourceLimits"]
-        grid_size = math.prod(len(v) for v in _grid(config["ParameterRanges"]).values()) if config["Strategy"] == "Grid" else None
+        grid_size = (
+            math.prod(len(v) for v in _grid(config["ParameterRanges"]).values())
+            if config["Strategy"] == "Grid"
+            else None
+        )
         self.max_jobs = min(filter(None, (limits.get("MaxNumberOfTrainingJobs"), grid_size)))
         self.max_parallel = limits["MaxParallelTrainingJobs"]
         self.max_runtime = limits.get("MaxRuntimeInSeconds")
@@ -233,7 +247,9 @@ class TuningRun:
                         self._changed.wait(0.5)
                         if self.max_runtime and time.monotonic() - started > self.max_runtime:
                             self._stop.set()
-                if self._stop.is_set() or (self.max_runtime and time.monotonic() - started > self.max_runtime):
+                if self._stop.is_set() or (
+                    self.max_runtime and time.monotonic() - started > self.max_runtime
+                ):
                     break
                 self._launch(len(self.children) + 1)
         except Exception as error:  # a child that cannot even be created fails the tuning job
@@ -264,7 +280,9 @@ class TuningRun:
             self._trials[name] = trial
             self._tuned[name] = tuned
         try:
-            run = self.backend.create_training_job(request, tuning_job_arn=self.description["HyperParameterTuningJobArn"], observer=self)
+            run = self.backend.create_training_job(
+                request, tuning_job_arn=self.description["HyperParameterTuningJobArn"], observer=self
+            )
         except Exception:
             with self._changed:
                 self._running -= 1
@@ -311,7 +329,9 @@ class TuningRun:
         with self.backend.lock:
             status = self.description["HyperParameterTuningJobStatus"]
             if status != "InProgress":
-                raise ValidationError(f"The request was rejected because the tuning job is in status {status}.")
+                raise ValidationError(
+                    f"The request was rejected because the tuning job is in status {status}."
+                )
             self.description.update(HyperParameterTuningJobStatus="Stopping", LastModifiedTime=utcnow())
         self._stop.set()
         self._stop_children()
@@ -339,11 +359,15 @@ class TuningRun:
                 status = "Stopped"
             elif self.children and all(c.status == "Failed" for c in self.children):
                 status = "Failed"
-                self.description["FailureReason"] = "All training jobs failed. See their FailureReason for details."
+                self.description["FailureReason"] = (
+                    "All training jobs failed. See their FailureReason for details."
+                )
             else:
                 status = "Completed"
             end = utcnow()
-            self.description.update(HyperParameterTuningJobStatus=status, HyperParameterTuningEndTime=end, LastModifiedTime=end)
+            self.description.update(
+                HyperParameterTuningJobStatus=status, HyperParameterTuningEndTime=end, LastModifiedTime=end
+            )
 
     # -- what Describe and List return -------------------------------------------------------
     def objective_value(self, run: TrainingRun) -> float | None:
@@ -359,10 +383,17 @@ class TuningRun:
             "CreationTime": described["CreationTime"],
             "TrainingJobStatus": described["TrainingJobStatus"],
             "TunedHyperParameters": dict(self._tuned.get(run.name, {})),
-            **{k: described[k] for k in ("TrainingStartTime", "TrainingEndTime", "FailureReason") if k in described},
+            **{
+                k: described[k]
+                for k in ("TrainingStartTime", "TrainingEndTime", "FailureReason")
+                if k in described
+            },
         }
         if value is not None:
-            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": self.objective_metric, "Value": value}
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "MetricName": self.objective_metric,
+                "Value": value,
+            }
         if described["TrainingJobStatus"] in ("Completed", "Stopped"):
             summary["ObjectiveStatus"] = "Succeeded" if value is not None else "Failed"
         elif described["TrainingJobStatus"] == "Failed":
@@ -402,5 +433,7 @@ class TuningRun:
         if best is not None:
             described["BestTrainingJob"] = best
         end = described.get("HyperParameterTuningEndTime") or utcnow()
-        described["ConsumedResources"] = {"RuntimeInSeconds": int((end - described["CreationTime"]).total_seconds())}
+        described["ConsumedResources"] = {
+            "RuntimeInSeconds": int((end - described["CreationTime"]).total_seconds())
+        }
         return described
