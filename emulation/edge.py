@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from werkzeug.wrappers import Request, Response
 
 from emulation import sigv4
+from emulation.apigateway import is_execute_api_host
 from emulation.config import EmulatorConfig
 from emulation.protocol import AwsError, error_response
 
@@ -82,10 +83,12 @@ class Edge:
                 ),
                 content_type="application/json",
             )
-        if (
-            self.execute_api
-            and path.startswith(EXECUTE_API_PREFIXES)
-            and (path.startswith("/_aws/") or "/_user_request_/" in path)
+        if self.execute_api and (
+            (
+                path.startswith(EXECUTE_API_PREFIXES)
+                and (path.startswith("/_aws/") or "/_user_request_/" in path)
+            )
+            or is_execute_api_host(request.host)
         ):
             return self.execute_api(request)
         if request.headers.get("X-Amz-Target", "").startswith("SageMaker."):

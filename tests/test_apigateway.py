@@ -210,6 +210,14 @@ def test_user_request_url_form(emulator, api):
     assert event["requestContext"]["path"] == f"/{STAGE}/items/42"
 
 
+def test_localstack_host_style_url(emulator, api):
+    host = f"{api}.execute-api.localhost.localstack.cloud:{emulator.url.rsplit(':', 1)[1]}"
+    event = _event(requests.get(f"{emulator.url}/{STAGE}/items/42", headers={"Host": host}, timeout=10))
+    assert event["resource"] == "/items/{id}"
+    assert event["path"] == "/items/42"
+    assert event["requestContext"]["path"] == f"/{STAGE}/items/42"
+
+
 def test_binary_media_types_are_base64_encoded(stage_url):
     event = _event(
         requests.put(

@@ -49,6 +49,15 @@ def execute_api_url(emulator_url: str, api_id: str, stage: str) -> str:
     return f"{emulator_url}/_aws/execute-api/{api_id}/{stage}"
 
 
+#: LocalStack's host style, ``<api-id>.execute-api.localhost.localstack.cloud:4566/<stage>/<path>``,
+#: for clients that already use it (these names resolve only where DNS or /etc/hosts says so).
+_HOST_STYLE = re.compile(r"^(?P<api>[a-z0-9]+)\.execute-api\.localhost(?:\.localstack\.cloud)?(?::\d+)?$")
+
+
+def is_execute_api_host(host: str | None) -> bool:
+    return bool(host and _HOST_STYLE.match(host.lower()))
+
+
 _PATH_STYLE = re.compile(r"^/_aws/execute-api/(?P<api>[^/]+)/(?P<stage>[^/]+)(?P<path>/.*)?$")
 _USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations
@@ -123,6 +132,9 @@ class ExecuteApi:
                 content_type="text; charset=utf-8",
             )
         raw_path, _, query = _raw_uri(request).partition("?")
+        host_style = _HOST_STYLE.match((request.host or "").lower())
+        if host_style:
+            raw_path = f"/_aws/execute-api/{host_style['api']}{raw_path}"
         target = _PATH_STYLE.match(raw_path) or _USER_REQUEST.match(raw_path)
         incoming = self._incoming(request, (target["path"] or "/") if target else "/", query)
         rest_api = self._rest_api(target["api"]) if target else None
