@@ -17,7 +17,7 @@ import boto3
 
 from bench.report import emit, parser, percentiles
 from emulation import Emulator, EmulatorConfig
-from workflows import boston
+from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 
 ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
@@ -39,7 +39,7 @@ def deploy_boston(client, work: Path) -> tuple[str, str, bytes]:
     s3.create_bucket(Bucket="bench")
     for path in (split.train_csv, split.validation_csv):
         s3.upload_file(str(path), "bench", f"boston/{path.stem}/{path.name}")
-    image = boston.xgboost_image("us-east-1")
+    image = steps.xgboost_image("us-east-1")
     sagemaker.create_training_job(
         TrainingJobName="bench-train",
         RoleArn=ROLE,
@@ -48,7 +48,7 @@ def deploy_boston(client, work: Path) -> tuple[str, str, bytes]:
         ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
-        InputDataConfig=[boston.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")],
+        InputDataConfig=[steps.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")],
     )
     client("sagemaker").get_waiter("training_job_completed_or_stopped").wait(
         TrainingJobName="bench-train", WaiterConfig={"Delay": 1}

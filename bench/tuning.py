@@ -19,7 +19,7 @@ import boto3
 
 from bench.report import emit, parser
 from emulation import Emulator, EmulatorConfig
-from workflows import boston
+from workflows import steps
 from workflows.datasets import boston as boston_data
 
 ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
@@ -49,7 +49,7 @@ def tune(sagemaker, name: str, strategy: str, seed: int, jobs: int = 20, paralle
         },
         TrainingJobDefinition={
             "AlgorithmSpecification": {
-                "TrainingImage": boston.xgboost_image("us-east-1"),
+                "TrainingImage": steps.xgboost_image("us-east-1"),
                 "TrainingInputMode": "File",
             },
             "RoleArn": ROLE,
@@ -58,7 +58,7 @@ def tune(sagemaker, name: str, strategy: str, seed: int, jobs: int = 20, paralle
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "StaticHyperParameters": STATIC,
             "InputDataConfig": [
-                boston.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")
+                steps.csv_channel(c, f"s3://bench/boston/{c}/") for c in ("train", "validation")
             ],
         },
     )
@@ -89,7 +89,7 @@ def algorithm_seconds(split: boston_data.BostonSplit, hyperparameters: dict[str,
     )
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        training.train(prefix, boston.XGBOOST_VERSION)
+        training.train(prefix, steps.XGBOOST_VERSION)
     return time.perf_counter() - started
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflows import boston
+from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
 from workflows.registry import WorkflowResult
@@ -19,10 +19,10 @@ NAME = "boston-high-level"
 SUMMARY = "Boston housing, SageMaker SDK: Estimator.fit, batch transform, deploy, predict"
 PREFIX = "boston-xgboost-HL"
 PLAN = [
-    ("training job", f"1 x {boston.INSTANCE_TYPE}"),
-    ("model", "xgboost " + boston.XGBOOST_VERSION),
-    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {boston.INSTANCE_TYPE}"),
+    ("training job", f"1 x {steps.INSTANCE_TYPE}"),
+    ("model", "xgboost " + steps.XGBOOST_VERSION),
+    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE}"),
 ]
 
 
@@ -31,17 +31,17 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
 
     split = boston_data.prepare(output_dir / "data")
     locations = boston.upload_split(target, split, PREFIX)
-    estimator = boston.estimator(target, PREFIX)
+    estimator = steps.estimator(target, PREFIX, boston.HYPERPARAMETERS)
     log("training (fit with logs)...")
-    estimator.fit(boston.training_inputs(locations))
+    estimator.fit(steps.training_inputs(locations))
 
     log("batch transform of the test set...")
     batch_predictions = boston_data.parse_predictions(
-        boston.sdk_batch_transform(target, estimator, locations["test"])
+        steps.sdk_batch_transform(target, estimator, locations["test"])
     )
 
     log("deploying an endpoint...")
-    predictor = estimator.deploy(1, boston.INSTANCE_TYPE, serializer=CSVSerializer())
+    predictor = estimator.deploy(1, steps.INSTANCE_TYPE, serializer=CSVSerializer())
     try:
         endpoint_predictions = boston_data.parse_predictions(predictor.predict(split.X_test.values).decode())
     finally:
@@ -54,5 +54,5 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     )
     metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
     job_name = estimator.latest_training_job.name
-    metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
+    metrics["validation_rmse"] = steps.final_metric(target, job_name, "validation:rmse")
     return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from workflows import boston
+from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
 from workflows.registry import WorkflowResult
@@ -20,10 +20,10 @@ NAME = "boston-low-level"
 SUMMARY = "Boston housing, boto3: create_training_job ... invoke_endpoint"
 PREFIX = "boston-xgboost-LL"
 PLAN = [
-    ("training job", f"1 x {boston.INSTANCE_TYPE}, 5 GB volume"),
-    ("model", "xgboost " + boston.XGBOOST_VERSION),
-    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {boston.INSTANCE_TYPE}"),
+    ("training job", f"1 x {steps.INSTANCE_TYPE}, 5 GB volume"),
+    ("model", "xgboost " + steps.XGBOOST_VERSION),
+    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE}"),
 ]
 
 
@@ -37,18 +37,18 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
 
     stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
     job_name = f"boston-xgboost-{stamp}"
-    image = boston.xgboost_image(target.region)
+    image = steps.xgboost_image(target.region)
     sagemaker.create_training_job(
         TrainingJobName=job_name,
         RoleArn=target.role_arn,
         AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
-        ResourceConfig={"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+        ResourceConfig={"InstanceCount": 1, "InstanceType": steps.INSTANCE_TYPE, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 86400},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
         InputDataConfig=[
-            boston.csv_channel("train", locations["train"]),
-            boston.csv_channel("validation", locations["validation"]),
+            steps.csv_channel("train", locations["train"]),
+            steps.csv_channel("validation", locations["validation"]),
         ],
     )
     log(f"training job {job_name} created; streaming its log...")
@@ -66,7 +66,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
 
     transform_name = f"boston-xgboost-batch-{stamp}"
     log(f"transform job {transform_name}; waiting...")
-    transformed = boston.boto3_batch_transform(
+    transformed = steps.boto3_batch_transform(
         target, transform_name, model_name, locations["test"], f"s3://{bucket}/{PREFIX}/batch-transform/"
     )
     batch_predictions = boston_data.parse_predictions(transformed)
@@ -77,7 +77,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         EndpointConfigName=config_name,
         ProductionVariants=[
             {
-                "InstanceType": boston.INSTANCE_TYPE,
+                "InstanceType": steps.INSTANCE_TYPE,
                 "InitialInstanceCount": 1,
                 "InitialVariantWeight": 1,
                 "ModelName": model_name,
@@ -101,5 +101,5 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         split, batch_predictions, output_dir, "1b low level: Median Price vs Predicted Price"
     )
     metrics["endpoint_test_rmse"] = regression_errors(split.Y_test, endpoint_predictions)["test_rmse"]
-    metrics["validation_rmse"] = boston.final_metric(target, job_name, "validation:rmse")
+    metrics["validation_rmse"] = steps.final_metric(target, job_name, "validation:rmse")
     return WorkflowResult(NAME, metrics, [plot], {"training_job": job_name, "endpoint": endpoint_name})

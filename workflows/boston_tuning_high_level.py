@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from workflows import boston
+from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.registry import WorkflowResult
 from workflows.target import Target
@@ -23,10 +23,10 @@ MAX_PARALLEL_JOBS = 3
 PLAN = [
     (
         "tuning job",
-        f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {boston.INSTANCE_TYPE}",
+        f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {steps.INSTANCE_TYPE}",
     ),
-    ("model", "xgboost " + boston.XGBOOST_VERSION),
-    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+    ("model", "xgboost " + steps.XGBOOST_VERSION),
+    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
 ]
 
 
@@ -37,7 +37,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     split = boston_data.prepare(output_dir / "data")
     locations = boston.upload_split(target, split, PREFIX)
     tuner = HyperparameterTuner(
-        estimator=boston.estimator(target, PREFIX),
+        estimator=steps.estimator(target, PREFIX, boston.HYPERPARAMETERS),
         objective_metric_name="validation:rmse",
         objective_type="Minimize",
         max_jobs=MAX_JOBS,
@@ -53,7 +53,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     # The SDK's default name has minute resolution; two runs in one minute would collide.
     job_name = time.strftime("boston-tuning-%y%m%d-%H%M%S", time.gmtime())
     log(f"tuning job {job_name}: {MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time...")
-    tuner.fit(boston.training_inputs(locations), job_name=job_name)
+    tuner.fit(steps.training_inputs(locations), job_name=job_name)
     tuner.wait()
     best_job = tuner.best_training_job()
     log(f"best training job: {best_job}")
@@ -64,13 +64,13 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
 
     best_estimator = Estimator.attach(best_job, sagemaker_session=target.sagemaker_session)
     predictions = boston_data.parse_predictions(
-        boston.sdk_batch_transform(target, best_estimator, locations["test"])
+        steps.sdk_batch_transform(target, best_estimator, locations["test"])
     )
 
     metrics, plot = boston.evaluate(
         split, predictions, output_dir, "1c tuning, high level: Median Price vs Predicted Price"
     )
-    metrics["best_validation_rmse"] = boston.final_metric(target, best_job, "validation:rmse")
+    metrics["best_validation_rmse"] = steps.final_metric(target, best_job, "validation:rmse")
     progress = boston.plot_tuning(objectives, output_dir, f"1c {job_name}: validation:rmse per training job")
     return WorkflowResult(
         NAME, metrics, [plot, progress], {"tuning_job": job_name, "best_training_job": best_job}

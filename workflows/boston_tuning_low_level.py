@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from workflows import boston
+from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.registry import WorkflowResult
 from workflows.target import Target
@@ -18,9 +18,9 @@ NAME = "boston-tuning-low-level"
 SUMMARY = "Boston housing, boto3: create_hyper_parameter_tuning_job (Bayesian), best job, transform"
 PREFIX = "boston-xgboost-tuning-LL"
 PLAN = [
-    ("tuning job", f"20 training jobs, 3 at a time, each 1 x {boston.INSTANCE_TYPE}"),
-    ("model", "xgboost " + boston.XGBOOST_VERSION),
-    ("transform job", f"1 x {boston.INSTANCE_TYPE}"),
+    ("tuning job", f"20 training jobs, 3 at a time, each 1 x {steps.INSTANCE_TYPE}"),
+    ("model", "xgboost " + steps.XGBOOST_VERSION),
+    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
 ]
 STATIC = {
     k: str(v) for k, v in boston.HYPERPARAMETERS.items() if k not in ("eta", "max_depth", "min_child_weight")
@@ -34,7 +34,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     split = boston_data.prepare(output_dir / "data")
     locations = boston.upload_split(target, split, PREFIX)
 
-    image = boston.xgboost_image(target.region)
+    image = steps.xgboost_image(target.region)
     tuning_name = time.strftime("tuning-job-%y%m%d-%H%M%S", time.gmtime())
     sagemaker.create_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=tuning_name,
@@ -54,12 +54,12 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
             "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": target.role_arn,
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
-            "ResourceConfig": {"InstanceCount": 1, "InstanceType": boston.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": steps.INSTANCE_TYPE, "VolumeSizeInGB": 5},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
             "StaticHyperParameters": STATIC,
             "InputDataConfig": [
-                boston.csv_channel("train", locations["train"]),
-                boston.csv_channel("validation", locations["validation"]),
+                steps.csv_channel("train", locations["train"]),
+                steps.csv_channel("validation", locations["validation"]),
             ],
         },
     )
@@ -88,7 +88,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         ExecutionRoleArn=target.role_arn,
         PrimaryContainer={"Image": image, "ModelDataUrl": artifacts},
     )
-    transformed = boston.boto3_batch_transform(
+    transformed = steps.boto3_batch_transform(
         target,
         f"{tuning_name}-transform",
         model_name,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflows import boston, lambda_package, review_text
+from workflows import lambda_package, review_text, steps
 from workflows.datasets import imdb
 from workflows.evaluation import plot_score_distribution
 from workflows.registry import WorkflowResult
@@ -33,7 +33,6 @@ from workflows.target import Target
 NAME = "imdb-web-app"
 SUMMARY = "IMDB sentiment: train, batch transform, endpoint, Lambda + API Gateway public API"
 PREFIX = "sentiment-web-app"
-INSTANCE_TYPE = "ml.m4.xlarge"
 HYPERPARAMETERS = {
     "max_depth": 5,
     "eta": 0.2,
@@ -52,10 +51,10 @@ ROLE_NAME = "sentiment-analysis-lambda-role"
 STAGE = "prod"
 SEED = 2011
 PLAN = [
-    ("training job", f"1 x {INSTANCE_TYPE}"),
-    ("model", "xgboost " + boston.XGBOOST_VERSION),
-    ("transform job", f"1 x {INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {INSTANCE_TYPE} (private: signed requests only)"),
+    ("training job", f"1 x {steps.INSTANCE_TYPE}"),
+    ("model", "xgboost " + steps.XGBOOST_VERSION),
+    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
+    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE} (private: signed requests only)"),
     ("IAM role", f"{ROLE_NAME}-<timestamp> (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
     ("Lambda function", f"{FUNCTION_NAME}-<timestamp> ({lambda_package.RUNTIME})"),
     ("REST API", f"POST / (Lambda proxy) + OPTIONS (CORS), stage {STAGE}"),
@@ -133,51 +132,32 @@ def prepare(source: Path, directory: Path, log=print) -> Prepared:
 
 def train_and_deploy(target: Target, data: Prepared, log=print):
     """Upload, train, batch-transform the test set and deploy; return (estimator, predictor, accuracy)."""
-    from sagemaker.estimator import Estimator
-    from sagemaker.inputs import TrainingInput
-
     session = target.sagemaker_session
-    bucket = session.default_bucket()
     started = time.perf_counter()
     locations = {
-        name: session.upload_data(str(data.directory / f"{name}.csv"), key_prefix=PREFIX)
+        name: session.upload_data(
+            str(data.directory / f"{name}.csv"), bucket=target.bucket, key_prefix=PREFIX
+        )
         for name in ("test", "validation", "train")
     }
     data.timings["upload_s"] = time.perf_counter() - started
 
-    estimator = Estimator(
-        boston.xgboost_image(target.region),
-        target.role_arn,
-        instance_count=1,
-        instance_type=INSTANCE_TYPE,
-        output_path=f"s3://{bucket}/{PREFIX}/output",
-        sagemaker_session=session,
-    )
-    estimator.set_hyperparameters(**HYPERPARAMETERS)
+    estimator = steps.estimator(target, PREFIX, HYPERPARAMETERS)
     log("training...")
     started = time.perf_counter()
-    estimator.fit(
-        {
-            "train": TrainingInput(locations["train"], content_type="text/csv"),
-            "validation": TrainingInput(locations["validation"], content_type="text/csv"),
-        }
-    )
+    estimator.fit(steps.training_inputs(locations))
     data.timings["train_s"] = time.perf_counter() - started
 
     log("batch transform of the test reviews...")
     started = time.perf_counter()
-    transformer = estimator.transformer(1, INSTANCE_TYPE)
-    transformer.transform(locations["test"], content_type="text/csv", split_type="Line")
-    transformer.wait()
-    output_key = f"{transformer.output_path}/test.csv.out".removeprefix(f"s3://{bucket}/")
     data.test_scores = np.array(
-        target.client("s3").get_object(Bucket=bucket, Key=output_key)["Body"].read().split(), dtype=float
+        steps.sdk_batch_transform(target, estimator, locations["test"]).split(), dtype=float
     )
     accuracy = float(np.mean(np.round(data.test_scores) == data.test_labels))
     data.timings["transform_s"] = time.perf_counter() - started
 
     log("deploying the private endpoint...")
-    predictor = estimator.deploy(1, INSTANCE_TYPE)
+    predictor = estimator.deploy(1, steps.INSTANCE_TYPE)
     return estimator, predictor, accuracy
 
 
