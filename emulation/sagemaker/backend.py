@@ -80,6 +80,17 @@ class SageMakerBackend:
         with self.lock:
             return list(self.tags.get(arn, []))
 
+    def _launch(self, table: dict, name: str, arn: str, tags, make_run, duplicate: str):
+        """Register a new job under its unique name, remember its tags, start it."""
+        with self.lock:
+            if name in table:
+                raise ResourceInUse(duplicate)
+            run = make_run()
+            table[name] = run
+            self._remember_tags(arn, tags)
+        run.start()
+        return run
+
     # -- input checks shared by training and transform -----------------------------------------
     def require_s3_objects(self, uri: str, role_arn: str) -> None:
         if not self.moto.list_objects(S3Location.parse(uri)):
@@ -117,17 +128,17 @@ class SageMakerBackend:
                     f"Channel {channel['ChannelName']}: S3DataType {source['S3DataType']} is not supported locally; use S3Prefix."
                 )
             self.require_s3_objects(source["S3Uri"], request["RoleArn"])
-        with self.lock:
-            if name in self.training_jobs:
-                raise ResourceInUse(
-                    "Training job names must be unique within an AWS account and region, and a training job "
-                    f"with this name already exists ({arn})"
-                )
-            run = TrainingRun(self, request, arn, image, tuning_job_arn, observer)
-            self.training_jobs[name] = run
-            self._remember_tags(arn, request.get("Tags"))
-        run.start()
-        return run
+        return self._launch(
+            self.training_jobs,
+            name,
+            arn,
+            request.get("Tags"),
+            lambda: TrainingRun(self, request, arn, image, tuning_job_arn, observer),
+            duplicate=(
+                "Training job names must be unique within an AWS account and region, and a training job "
+                f"with this name already exists ({arn})"
+            ),
+        )
 
     def training_job(self, name: str) -> TrainingRun:
         with self.lock:
@@ -280,17 +291,17 @@ class SageMakerBackend:
                 f"{MAX_TRANSFORM_PAYLOAD_PRODUCT_MB} MB."
             )
         self.require_s3_objects(source["S3Uri"], model.get("ExecutionRoleArn") or "")
-        with self.lock:
-            if name in self.transform_jobs:
-                raise ResourceInUse(
-                    "Job name must be unique within an AWS account and region, and a job with this name "
-                    f"already exists ({arn})"
-                )
-            run = TransformRun(self, request, arn, model)
-            self.transform_jobs[name] = run
-            self._remember_tags(arn, request.get("Tags"))
-        run.start()
-        return run
+        return self._launch(
+            self.transform_jobs,
+            name,
+            arn,
+            request.get("Tags"),
+            lambda: TransformRun(self, request, arn, model),
+            duplicate=(
+                "Job name must be unique within an AWS account and region, and a job with this name "
+                f"already exists ({arn})"
+            ),
+        )
 
     def transform_job(self, name: str) -> TransformRun:
         with self.lock:
@@ -312,17 +323,17 @@ class SageMakerBackend:
         for channel in definition.get("InputDataConfig", []):
             self.require_s3_objects(channel["DataSource"]["S3DataSource"]["S3Uri"], definition["RoleArn"])
         arn = self.arn("hyper-parameter-tuning-job", name)
-        with self.lock:
-            if name in self.tuning_jobs:
-                raise ResourceInUse(
-                    "Hyperparameter tuning job names must be unique within an AWS account and region, and a "
-                    f"hyperparameter tuning job with this name already exists ({arn})"
-                )
-            run = TuningRun(self, request, arn)
-            self.tuning_jobs[name] = run
-            self._remember_tags(arn, request.get("Tags"))
-        run.start()
-        return run
+        return self._launch(
+            self.tuning_jobs,
+            name,
+            arn,
+            request.get("Tags"),
+            lambda: TuningRun(self, request, arn),
+            duplicate=(
+                "Hyperparameter tuning job names must be unique within an AWS account and region, and a "
+                f"hyperparameter tuning job with this name already exists ({arn})"
+            ),
+        )
 
     def tuning_job(self, name: str) -> TuningRun:
         with self.lock:
