@@ -30,6 +30,11 @@ class S3Location:
         bucket, _, key = uri[5:].partition("/")
         return cls(bucket, key)
 
+    def relative(self, key: str) -> str:
+        """An object's path under this prefix, as channels and transform outputs name it; an
+        S3Uri naming one object gives its file name."""
+        return key[len(self.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
+
 
 class MotoServices:
     """moto's WSGI app and backends for one account."""

@@ -346,8 +346,7 @@ def download_prefix(moto, uri: str, destination: Path) -> list[Path]:
     destination.mkdir(parents=True, exist_ok=True)
     written = []
     for key, data in moto.list_objects(location):
-        relative = key[len(location.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
-        path = destination / relative
+        path = destination / location.relative(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         written.append(path)

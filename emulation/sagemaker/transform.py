@@ -205,7 +205,7 @@ class TransformRun:
                 parts = [r.body for r in replies]
                 if joiner:
                     parts = [p if p.endswith(joiner) else p + joiner for p in parts]
-                relative = key[len(location.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                relative = location.relative(key)
                 self.backend.moto.put_object(
                     S3Location.parse(f"{output_prefix}/{relative}.out"), b"".join(parts)
                 )
