@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from werkzeug.wrappers import Request, Response
 
 from emulation import sigv4
-from emulation.apigateway import is_execute_api_host
+from emulation.apigateway import is_execute_api_request
 from emulation.config import EmulatorConfig
 from emulation.protocol import AwsError, error_response
 
@@ -25,7 +25,6 @@ Handler = Callable[[Request], Response]
 
 _RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/invocations$")
 _LAMBDA_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations$")
-EXECUTE_API_PREFIXES = ("/_aws/execute-api/", "/restapis/")
 _logger = logging.getLogger("sagelocal.edge")
 
 
@@ -66,7 +65,9 @@ class Edge:
         try:
             response = self.route(request)
         except Exception as error:  # a bug of ours is this request's 500, never a dead emulator
-            _logger.exception("%s %s failed", request.method, request.path)
+            _logger.exception(
+                "%s %s %s failed", request.method, request.path, request.headers.get("X-Amz-Target", "")
+            )
             response = error_response(
                 AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500)
             )
@@ -83,13 +84,7 @@ class Edge:
                 ),
                 content_type="application/json",
             )
-        if self.execute_api and (
-            (
-                path.startswith(EXECUTE_API_PREFIXES)
-                and (path.startswith("/_aws/") or "/_user_request_/" in path)
-            )
-            or is_execute_api_host(request.host)
-        ):
+        if self.execute_api and is_execute_api_request(path, request.host):
             return self.execute_api(request)
         if request.headers.get("X-Amz-Target", "").startswith("SageMaker."):
             return self._signed(self.sagemaker, request)

@@ -4,7 +4,7 @@ from emulation.apigateway.execute_api import (
     RAW_HEADERS_ENVIRON_KEY,
     ExecuteApi,
     execute_api_url,
-    is_execute_api_host,
+    is_execute_api_request,
 )
 
-__all__ = ["RAW_HEADERS_ENVIRON_KEY", "ExecuteApi", "execute_api_url", "is_execute_api_host"]
+__all__ = ["RAW_HEADERS_ENVIRON_KEY", "ExecuteApi", "execute_api_url", "is_execute_api_request"]

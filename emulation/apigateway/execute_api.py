@@ -54,8 +54,13 @@ def execute_api_url(emulator_url: str, api_id: str, stage: str) -> str:
 _HOST_STYLE = re.compile(r"^(?P<api>[a-z0-9]+)\.execute-api\.localhost(?:\.localstack\.cloud)?(?::\d+)?$")
 
 
-def is_execute_api_host(host: str | None) -> bool:
-    return bool(host and _HOST_STYLE.match(host.lower()))
+def is_execute_api_request(path: str, host: str | None) -> bool:
+    """Whether a request is for a stage (any of the three URL forms) rather than for the control plane."""
+    return (
+        path.startswith("/_aws/execute-api/")
+        or (path.startswith("/restapis/") and "/_user_request_" in path)
+        or bool(host and _HOST_STYLE.match(host.lower()))
+    )
 
 
 _PATH_STYLE = re.compile(r"^/_aws/execute-api/(?P<api>[^/]+)/(?P<stage>[^/]+)(?P<path>/.*)?$")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +13,6 @@ from emulation.protocol import AwsError, error_response, operation_model, snake_
 from emulation.sagemaker.backend import SageMakerBackend
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
-logger = logging.getLogger("sagelocal.sagemaker")
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -89,9 +87,6 @@ class SageMakerProvider:
             return json_response(handler(params) or {})
         except AwsError as error:
             return json_error(error)
-        except Exception as error:  # a bug of ours answers 500 like the service, never a crashed emulator
-            logger.exception("SageMaker %s failed", operation)
-            return json_error(AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500))
 
     # -- training jobs ------------------------------------------------------------------------
     def create_training_job(self, params):
