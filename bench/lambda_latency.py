@@ -89,7 +89,9 @@ def measure() -> dict:
         tempfile.TemporaryDirectory() as work,
         Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator,
     ):
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        session = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
         lam, sts = (session.client(name, endpoint_url=emulator.url) for name in ("lambda", "sts"))
         session.client("iam", endpoint_url=emulator.url).create_role(
             RoleName="bench-lambda", AssumeRolePolicyDocument="{}"
@@ -181,15 +183,27 @@ def main(argv=None) -> dict:
         return {}
     figures = {**measure(), "python_start_ms": interpreter_start_ms()}
     rows = [
-        ("cold invoke p50 (ms)", figures["cold_invoke_ms"]["p50"], f"echo function, {COLD_SAMPLES} new functions"),
+        (
+            "cold invoke p50 (ms)",
+            figures["cold_invoke_ms"]["p50"],
+            f"echo function, {COLD_SAMPLES} new functions",
+        ),
         ("cold Init Duration p50 (ms)", figures["cold_init_duration_ms"]["p50"], "REPORT line"),
         ("warm invoke p50 (ms)", figures["warm_invoke_ms"]["p50"], f"{WARM_SAMPLES} sequential invokes"),
         ("warm invoke p99 (ms)", figures["warm_invoke_ms"]["p99"], ""),
         ("IMDB app cold invoke p50 (ms)", figures["imdb_cold_invoke_ms"]["p50"], "its real package (nltk)"),
         ("IMDB app Init Duration p50 (ms)", figures["imdb_init_duration_ms"]["p50"], "REPORT line"),
         ("baseline python -I -S start p50 (ms)", figures["python_start_ms"]["p50"], "floor of a cold start"),
-        ("baseline sts GetCallerIdentity p50 (ms)", figures["sts_get_caller_identity_ms"]["p50"], "boto3 floor"),
-        ("warm invoke / sts p50", figures["warm_invoke_ms"]["p50"] / figures["sts_get_caller_identity_ms"]["p50"], "x"),
+        (
+            "baseline sts GetCallerIdentity p50 (ms)",
+            figures["sts_get_caller_identity_ms"]["p50"],
+            "boto3 floor",
+        ),
+        (
+            "warm invoke / sts p50",
+            figures["warm_invoke_ms"]["p50"] / figures["sts_get_caller_identity_ms"]["p50"],
+            "x",
+        ),
     ]
     if args.before:
         before = figures["before"] = {"revision": args.before, **measure_revision(args.before)}
