@@ -2,7 +2,7 @@
 
 import os
 
-from emulation.containers.launcher import CONTAINER_ENVIRONMENT
+from emulation.runners.process import CONTAINER_ENVIRONMENT
 from workflows.target import quiet_sdk
 
 quiet_sdk()

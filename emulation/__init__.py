@@ -7,6 +7,15 @@ Gateway's execute-api data plane.
 """
 
 from emulation.config import EmulatorConfig
-from emulation.server import Emulator
 
 __all__ = ["Emulator", "EmulatorConfig"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: container processes import parts of this package and need none of
+    # the server's (moto, werkzeug) weight.
+    if name == "Emulator":
+        from emulation.server import Emulator
+
+        return Emulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

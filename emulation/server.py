@@ -11,10 +11,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
-from emulation.containers import launcher
 from emulation.edge import Edge
 from emulation.moto_bridge import MotoServices
 from emulation.nodelay import disable_nagle
+from emulation.runners import process
 from emulation.sagemaker.backend import SageMakerBackend
 from emulation.sagemaker.provider import SageMakerProvider
 from emulation.sagemaker.runtime import RuntimeProvider
@@ -45,7 +45,7 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.credentials = {self.config.access_key_id: self.config.secret_access_key}
         self.moto = MotoServices(self.config.account_id)
-        self.sagemaker = SageMakerBackend(self.config, self.moto)
+        self.sagemaker = SageMakerBackend(self.config, self.moto, process.ProcessRunner())
         self.awslambda = LambdaService(
             self.config, self.moto, self.credentials, endpoint_url=lambda: self.url
         )
@@ -77,7 +77,7 @@ class Emulator:
         self._server.daemon_threads = True
         # port 0 means "any free port": remember the one the OS gave us.
         self.config = dataclasses.replace(self.config, port=self._server.server_port)
-        launcher.warm_up_in_background()
+        process.warm_up_in_background()
 
     def start(self) -> Emulator:
         self._bind()

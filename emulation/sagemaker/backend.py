@@ -15,6 +15,7 @@ from emulation.config import EmulatorConfig
 from emulation.containers import images
 from emulation.moto_bridge import MotoServices, S3Location
 from emulation.protocol import ValidationError
+from emulation.runners import Runner
 from emulation.sagemaker.exceptions import (
     ResourceInUse,
     ResourceNotFound,
@@ -32,9 +33,10 @@ MAX_TRANSFORM_PAYLOAD_PRODUCT_MB = 100
 
 
 class SageMakerBackend:
-    def __init__(self, config: EmulatorConfig, moto: MotoServices):
+    def __init__(self, config: EmulatorConfig, moto: MotoServices, runner: Runner):
         self.config = config
         self.moto = moto
+        self.runner = runner
         self.lock = threading.RLock()
         self.training_jobs: dict[str, TrainingRun] = {}
         self.transform_jobs: dict[str, TransformRun] = {}
@@ -59,6 +61,7 @@ class SageMakerBackend:
             run.kill()
         for host in hosts:
             host.stop()
+        self.runner.shutdown()
 
     # -- tags ---------------------------------------------------------------------------------
     def _remember_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulation.containers import images, launcher
+from emulation.containers import images
 from emulation.moto_bridge import S3Location
 from emulation.protocol import AwsError
+from emulation.runners import Runner
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -61,18 +62,25 @@ def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.Contai
 
 
 class ServingContainer:
-    """One serving container process, its HTTP port and a pool of keep-alive connections to it."""
+    """One serving container (``serve`` mode on a job directory with ``model/``) and a pool of
+    keep-alive connections to it."""
 
     def __init__(
-        self, model_dir: Path, image: images.ContainerImage, environment: dict[str, str], log_stream
+        self,
+        runner: Runner,
+        job_dir: Path,
+        image: images.ContainerImage,
+        environment: dict[str, str],
+        log_stream,
     ):
-        self.process, self.port = launcher.start_serving(model_dir, image, environment)
+        self.container = runner.start(image, "serve", job_dir, environment)
+        self.port = self.container.address[1]
         self._pool: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
         self._log_thread = threading.Thread(target=self._forward_logs, args=(log_stream,), daemon=True)
         self._log_thread.start()
 
     def _forward_logs(self, log_stream) -> None:
-        for line in self.process.lines():
+        for line in self.container.logs():
             log_stream.write(line)
 
     def request(
@@ -101,7 +109,7 @@ class ServingContainer:
         return self.request("POST", "/invocations", body, headers)
 
     def stop(self) -> None:
-        self.process.kill()
+        self.container.kill()
         while not self._pool.empty():
             self._pool.get_nowait().close()
 
@@ -208,7 +216,7 @@ class EndpointHost:
             stream = self.backend.moto.log_stream(
                 self.backend.region, self.log_group, f"{spec['VariantName']}/i-{uuid.uuid4().hex[:17]}"
             )
-            containers.append(ServingContainer(work_dir / "model", image, environment, stream))
+            containers.append(ServingContainer(self.backend.runner, work_dir, image, environment, stream))
         for container in containers:
             reply = container.request("GET", "/ping")
             if reply.status != 200:

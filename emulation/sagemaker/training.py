@@ -22,10 +22,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from emulation.containers import launcher
 from emulation.containers.images import ContainerImage
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
+from emulation.runners import Container, algorithm_error
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ XGBOOST_METRICS = (
     "recall_micro", "rmse", "rmsle", "tweedie-nloglik",
 )  # fmt: skip
 _ROUND = re.compile(r"^\[([0-9]+)\]")
-FAILED_WITHOUT_REASON = "AlgorithmError: See job logs for more information"
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +85,7 @@ class TrainingRun:
         self.image = image
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._container: launcher.ContainerProcess | None = None
+        self._container: Container | None = None
         self.final_metrics: dict[str, float] = {}
         self._metric_points: list[dict[str, Any]] = []  # for CloudWatch, as the service publishes them
         created = utcnow()
@@ -176,7 +175,7 @@ class TrainingRun:
             self._transition("Stopping", "Stopping the training job", TrainingJobStatus="Stopping")
             container = self._container
         if container is not None:
-            container.kill()
+            container.stop()
 
     def kill(self) -> None:
         self._stop.set()
@@ -280,23 +279,25 @@ class TrainingRun:
         with self.backend.lock:
             if self._stop.is_set():
                 return None
-            self._container = launcher.start_training(self.prefix, self.image)
+            self._container = self.backend.runner.start(
+                self.image, "train", self.prefix, self.description.get("Environment")
+            )
         timer.start()
         try:
-            for line in self._container.lines():
+            for line in self._container.logs():
                 shown = line.replace("\t", "#011")
                 stream.write(shown)
                 self._record_metrics(shown)
-            exit_code = self._container.wait()
+            status = self._container.wait()
         finally:
             timer.cancel()
-        if exit_code == 0:
+        if status.succeeded:
             return None
         failure_file = self.prefix / "output" / "failure"
         if failure_file.exists():
             return failure_file.read_text()[:1024]
-        stream.write(f"The training process exited with code {exit_code}.")
-        return FAILED_WITHOUT_REASON
+        stream.write(f"The training process {status.describe()}.")
+        return algorithm_error(status)
 
     def _exceed_runtime(self) -> None:
         try:

@@ -137,7 +137,9 @@ class TransformRun:
             with self.backend.lock:
                 if self._stop.is_set():
                     raise TransformFailure("stopped")
-                self._container = ServingContainer(self.work_dir / "model", image, environment, logs)
+                self._container = ServingContainer(
+                    self.backend.runner, self.work_dir, image, environment, logs
+                )
             self._apply_execution_parameters(settings)
             data_log.write(
                 f"[sagemaker logs]: MaxConcurrentTransforms={self.description['MaxConcurrentTransforms']}, "
