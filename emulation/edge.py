@@ -1,120 +1,432 @@
-"""The one port: route each request to a service the way AWS's front door does.
+"""The one port: the edge gate, then route each request to a service the way AWS's front door does.
 
-Order matters: the public execute-api paths first (no signature needed, API Gateway is the public
-door), then our own services identified by ``X-Amz-Target`` or by the SigV4 credential scope plus
-path, then everything else to moto. Services that AWS keeps closed to unsigned callers (SageMaker,
-SageMaker Runtime, Lambda) are verified here, in one place.
+Every request passes the gate before any service (ours or moto's) sees it. The gate decides where
+the request goes (:meth:`Edge.destination`), then:
+
+1. only the health route and API Gateway's execute-api data plane are public;
+2. any other request must carry a SigV4 signature (header or presigned query string) by a key the
+   credential registry knows, with its session token while unexpired, scoped to the service that
+   serves the request and to a region it serves; an unsigned request or an unknown key is refused
+   before a byte of its body is read;
+3. the body is read bounded by the service's limit (Content-Length and chunked alike), hashed as
+   it arrives, and the signature is checked against the hash of what was received, never against
+   what ``X-Amz-Content-SHA256`` claims (S3 payload modes: signed, UNSIGNED-PAYLOAD, aws-chunked
+   with chunk signatures or trailing checksums).
+
+Refusals are worded as the serving service words them (:mod:`emulation.refusals`). Every SageMaker
+request (any X-Amz-Target casing, any runtime path, any ``sagemaker``-scoped request) reaches our
+own service; nothing reaches moto's SageMaker.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import re
+import selectors
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
+import botocore.loaders
 from werkzeug.wrappers import Request, Response
 
-from emulation import sigv4
+from emulation import bodies, sigv2, sigv4
 from emulation.apigateway import is_execute_api_request
+from emulation.apigateway.execute_api import MAX_REQUEST_BYTES as EXECUTE_API_MAX_BYTES
+from emulation.apigateway.execute_api import payload_too_large as execute_api_too_large
+from emulation.awslambda.invoke import MAX_SYNC_PAYLOAD_BYTES
+from emulation.awslambda.invoke import payload_too_large as lambda_invoke_too_large
 from emulation.config import EmulatorConfig
-from emulation.protocol import AwsError, error_response
+from emulation.credentials import CredentialRegistry, Principal, get_session_token_response
+from emulation.protocol import AwsError, error_response, service_model
+from emulation.refusals import JSON_RPC, QUERY, REST_JSON, S3, refusal_response
+from emulation.sagemaker.runtime import MAX_PAYLOAD_BYTES as RUNTIME_MAX_BYTES
+from emulation.sagemaker.runtime import payload_too_large as runtime_too_large
+from emulation.sigv4 import Refusal
 
 Handler = Callable[[Request], Response]
 
+#: Where the gate leaves what it established, for the services behind it.
+PRINCIPAL_ENVIRON_KEY = "sagelocal.principal"
+REGION_ENVIRON_KEY = "sagelocal.region"
+
 _RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/invocations$")
 _LAMBDA_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations$")
+_LAMBDA_CODE_PATH = re.compile(r"^/2015-03-31/functions(/[^/]+/code)?/?$")
+
+#: Request size limits AWS documents, in bytes.
+S3_MAX_PUT_BYTES = 5 * 1024**3  # a single PUT (object or part)
+LAMBDA_MAX_CODE_REQUEST_BYTES = 70167211  # CreateFunction / UpdateFunctionCode with a zip inline
+#: For the other APIs (IAM, STS, Logs, SageMaker's control plane...) AWS documents no figure; their
+#: requests are small, so the emulator caps them at this.
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: What a refused request may still send before the connection stops being read.
+REFUSED_BODY_ALLOWANCE = 1024 * 1024
+
 _logger = logging.getLogger("sagelocal.edge")
 
 
 @dataclass(frozen=True)
-class SignedService:
-    """A service that only answers signed requests, and how it words a refusal."""
+class Destination:
+    """Who serves a request and what that service demands of it."""
 
-    name: str  # the SigV4 signing name
-    handler: Handler
-    json_1_1: bool  # awsJson1_1 services answer 400 with __type; rest-json ones 403 + x-amzn-ErrorType
-    skew_minutes: int
+    handler: Handler | None  # None: moto
+    protocol: str  # how refusals are worded (emulation.refusals)
+    max_bytes: int
+    service: str | None = None  # the signing name it insists on; None: whatever moto serves
+    public: bool = False
+    skew_minutes: int = 15
+    pinned_region: bool = False  # our single-region services: the scope must name the emulator's region
+    too_large: Callable[[], Response] | None = None  # the service's own 413, where it has one
+
+    def refuse(self, refusal: Refusal) -> Response:
+        if refusal.kind == "too_large" and self.too_large is not None:
+            response = self.too_large()
+            response.headers["Connection"] = "close"
+            return response
+        return refusal_response(refusal, self.protocol)
+
+
+def _known_regions() -> frozenset[str]:
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
+
+
+KNOWN_REGIONS = _known_regions()
+
+
+def _rest_json_path_prefixes() -> dict[str, str]:
+    """First path segment -> service, for the REST-JSON control planes moto serves (an unsigned
+    request names no service, yet its refusal must be worded as the service it was meant for)."""
+    prefixes = {}
+    for service in ("lambda", "apigateway"):
+        model = service_model(service)
+        for name in model.operation_names:
+            segment = model.operation_model(name).http["requestUri"].split("/")[1].split("?")[0]
+            prefixes[segment] = service
+    return prefixes
+
+
+_REST_JSON_PREFIXES = _rest_json_path_prefixes()
 
 
 class Edge:
     def __init__(
         self,
         config: EmulatorConfig,
-        credentials: dict[str, str],
+        credentials: CredentialRegistry,
         *,
         moto_app,
         sagemaker: Handler,
         sagemaker_runtime: Handler,
-        lambda_invoke: Handler | None = None,
-        execute_api: Handler | None = None,
+        lambda_invoke: Handler,
+        execute_api: Handler,
     ):
         self.config = config
-        self.credentials = credentials  # access key id -> secret; shared with whoever issues keys
+        self.credentials = credentials
         self.moto_app = moto_app
-        self.execute_api = execute_api
-        self.sagemaker = SignedService("sagemaker", sagemaker, json_1_1=True, skew_minutes=15)
-        self.runtime = SignedService("sagemaker", sagemaker_runtime, json_1_1=False, skew_minutes=5)
-        self.lambda_invoke = (
-            SignedService("lambda", lambda_invoke, json_1_1=False, skew_minutes=5) if lambda_invoke else None
+        #: SAGELOCAL_GATE=0 serves requests without authentication; only for measuring the gate's cost.
+        self.gate_enabled = os.environ.get("SAGELOCAL_GATE", "1") != "0"
+        self._health = Destination(self._health_check, REST_JSON, 0, public=True)
+        self._execute_api = Destination(
+            execute_api, REST_JSON, EXECUTE_API_MAX_BYTES, public=True, too_large=execute_api_too_large
+        )
+        self._sagemaker = Destination(sagemaker, JSON_RPC, DEFAULT_MAX_BYTES, "sagemaker", pinned_region=True)
+        self._runtime = Destination(
+            sagemaker_runtime,
+            REST_JSON,
+            RUNTIME_MAX_BYTES,
+            "sagemaker",
+            skew_minutes=5,
+            pinned_region=True,
+            too_large=runtime_too_large,
+        )
+        self._lambda_invoke = Destination(
+            lambda_invoke,
+            REST_JSON,
+            MAX_SYNC_PAYLOAD_BYTES,
+            "lambda",
+            skew_minutes=5,
+            too_large=lambda_invoke_too_large,
+        )
+        self._unknown_sagemaker = Destination(
+            self._unknown_operation, JSON_RPC, 0, "sagemaker", pinned_region=True
         )
 
+    # -- WSGI ---------------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
-        request = Request(environ)
         try:
-            response = self.route(request)
+            destination = self.destination(environ)
+            refusal = self.admit(environ, destination) if self.gate_enabled else None
+            if refusal is not None:
+                _stop_reading(environ)
+                response = refusal
+            elif destination.handler is None:
+                return self.moto_app(environ, start_response)
+            else:
+                response = destination.handler(Request(environ))
         except Exception as error:  # a bug of ours is this request's 500, never a dead emulator
             _logger.exception(
-                "%s %s %s failed", request.method, request.path, request.headers.get("X-Amz-Target", "")
+                "%s %s %s failed",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                environ.get("HTTP_X_AMZ_TARGET", ""),
             )
-            response = error_response(
-                AwsError("InternalFailure", f"{type(error).__name__}: {error}", status=500)
-            )
-        if response is None:
-            return self.moto_app(environ, start_response)
+            response = error_response(AwsError("InternalFailure", type(error).__name__, status=500))
         return response(environ, start_response)
 
-    def route(self, request: Request) -> Response | None:
-        path = request.path
+    # -- routing ------------------------------------------------------------------------------------
+    def destination(self, environ) -> Destination:
+        """Which service serves this request, decided from the request alone (before any check)."""
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
         if path == "/_sagelocal/health":
-            return Response(
-                json.dumps(
-                    {"status": "running", "account": self.config.account_id, "region": self.config.region}
-                ),
-                content_type="application/json",
+            return self._health
+        if is_execute_api_request(path, environ.get("HTTP_HOST")):
+            return self._execute_api
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.lower().startswith("sagemaker."):
+            return self._sagemaker
+        if _RUNTIME_PATH.match(path) and method == "POST":
+            return self._runtime
+        if _LAMBDA_INVOKE_PATH.match(path) and method == "POST":
+            return self._lambda_invoke
+        headers = _Headers(environ)
+        scope = sigv4.scope_of(headers, _query_args(environ))
+        service = scope[0] if scope else None
+        host = (environ.get("HTTP_HOST") or "").lower()
+        if service == "sagemaker" or host.startswith(("api.sagemaker.", "runtime.sagemaker.")):
+            return self._unknown_sagemaker  # moto's SageMaker and its canned runtime are never reached
+        if target:
+            return Destination(None, JSON_RPC, DEFAULT_MAX_BYTES)
+        content_type = environ.get("CONTENT_TYPE", "")
+        if service in ("lambda", "apigateway") or (
+            service is None and path.split("/")[1] in _REST_JSON_PREFIXES
+        ):
+            limit = LAMBDA_MAX_CODE_REQUEST_BYTES if _LAMBDA_CODE_PATH.match(path) else DEFAULT_MAX_BYTES
+            return Destination(None, REST_JSON, limit)
+        if service in (None, "s3") and not content_type.startswith("application/x-www-form-urlencoded"):
+            return Destination(None, S3, S3_MAX_PUT_BYTES)
+        if content_type.startswith("application/x-www-form-urlencoded") or "Action=" in environ.get(
+            "QUERY_STRING", ""
+        ):
+            return Destination(None, QUERY, DEFAULT_MAX_BYTES)
+        return Destination(None, REST_JSON, DEFAULT_MAX_BYTES)
+
+    def _health_check(self, request: Request) -> Response:
+        return Response(
+            json.dumps(
+                {"status": "running", "account": self.config.account_id, "region": self.config.region}
+            ),
+            content_type="application/json",
+        )
+
+    @staticmethod
+    def _unknown_operation(request: Request) -> Response:
+        target = request.headers.get("X-Amz-Target") or f"{request.method} {request.path}"
+        return error_response(
+            AwsError("UnknownOperationException", f"Unknown operation {target}"),
+            content_type="application/x-amz-json-1.1",
+        )
+
+    # -- the gate -----------------------------------------------------------------------------------
+    def admit(self, environ, destination: Destination) -> Response | None:
+        """None when the request may go on (its body then re-readable by the service), else the refusal."""
+        try:
+            if destination.public:
+                if destination.max_bytes:
+                    bodies.hand_on(environ, bodies.read(environ, destination.max_bytes))
+                return None
+            return self._authenticate(environ, destination)
+        except Refusal as refusal:
+            if refusal.kind == "bad_signature":
+                _logger.info(
+                    "refused %s %s: signature does not match",
+                    environ.get("REQUEST_METHOD"),
+                    environ.get("PATH_INFO"),
+                )
+            return destination.refuse(refusal)
+
+    def _authenticate(self, environ, destination: Destination) -> Response | None:
+        headers = _Headers(environ)
+        args = _query_args(environ)
+        if destination.protocol == S3 and (legacy := sigv2.parse_query(args)) is not None:
+            return self._authenticate_legacy_s3(environ, destination, legacy, headers, args)
+        claimed = sigv4.parse(headers, args)
+        if claimed is None:
+            raise Refusal("missing")
+        principal = self._principal(claimed.access_key_id, claimed.session_token)
+        now = dt.datetime.now(dt.timezone.utc)
+        if principal.expired(now):
+            raise Refusal("expired_token")
+        expected_service = destination.service or ("s3" if destination.protocol == S3 else claimed.service)
+        if claimed.service != expected_service:
+            raise Refusal(
+                "wrong_service",
+                f"Credential should be scoped to correct service: '{expected_service}'.",
             )
-        if self.execute_api and is_execute_api_request(path, request.host):
-            return self.execute_api(request)
-        if request.headers.get("X-Amz-Target", "").startswith("SageMaker."):
-            return self._signed(self.sagemaker, request)
-        scope = sigv4.credential_scope(request.headers.get("Authorization"))
-        signing_name = scope[0] if scope else None
-        if _RUNTIME_PATH.match(path) and request.method == "POST" and signing_name in (None, "sagemaker"):
-            return self._signed(self.runtime, request)
-        if self.lambda_invoke and _LAMBDA_INVOKE_PATH.match(path) and signing_name in (None, "lambda"):
-            return self._signed(self.lambda_invoke, request)
+        if claimed.region not in KNOWN_REGIONS or (
+            destination.pinned_region and claimed.region != self.config.region
+        ):
+            raise Refusal(
+                "wrong_region",
+                f"Credential should be scoped to a valid region, not '{claimed.region}'.",
+                region=claimed.region,
+                expected=self.config.region,
+            )
+        sigv4.check_time(claimed, destination.skew_minutes, now)
+        raw_path, raw_query = _raw_target(environ)
+        if expected_service == "s3":
+            body = self._s3_body(environ, destination, claimed, principal, headers, raw_path, raw_query)
+        else:
+            body = bodies.read(environ, destination.max_bytes)
+            declared = headers.get("X-Amz-Content-SHA256")
+            if declared and declared != body.sha256:
+                raise Refusal("hash_mismatch")
+            canonical = sigv4.canonical_request(
+                claimed,
+                method=environ["REQUEST_METHOD"],
+                raw_path=raw_path,
+                raw_query=raw_query,
+                headers=headers,
+                payload_hash=body.sha256,
+            )
+            sigv4.verify(claimed, principal.secret_access_key, canonical)
+        bodies.hand_on(environ, body)
+        environ[PRINCIPAL_ENVIRON_KEY] = principal
+        environ[REGION_ENVIRON_KEY] = claimed.region
+        if claimed.service == "sts" and destination.handler is None:
+            params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+            params.update(parse_qsl(body.bytes().decode("utf-8", "replace")))
+            if params.get("Action") == "GetSessionToken":
+                return get_session_token_response(self.credentials, principal, params)
         return None
 
-    def _signed(self, service: SignedService, request: Request) -> Response:
-        raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
-        try:
-            sigv4.verify(
-                method=request.method,
-                url=f"http://{request.host}{raw_uri}",
-                headers=list(request.headers.items()),
-                body=request.get_data(cache=True),
-                secrets=self.credentials,
-                expected_service=service.name,
-                skew_minutes=service.skew_minutes,
+    def _authenticate_legacy_s3(self, environ, destination, claimed, headers, args) -> None:
+        """A presigned S3 URL in Signature Version 2 (boto3's default for S3 presigning)."""
+        principal = self._principal(claimed.access_key_id, claimed.session_token)
+        if principal.expired(dt.datetime.now(dt.timezone.utc)):
+            raise Refusal("expired_token")
+        raw_path, raw_query = _raw_target(environ)
+        sigv2.check_and_verify(
+            claimed,
+            principal.secret_access_key,
+            method=environ["REQUEST_METHOD"],
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            args=args,
+        )
+        bodies.hand_on(environ, bodies.read(environ, destination.max_bytes))
+        environ[PRINCIPAL_ENVIRON_KEY] = principal
+        environ[REGION_ENVIRON_KEY] = self.config.region
+
+    def _principal(self, access_key_id: str, session_token: str | None) -> Principal:
+        principal = self.credentials.lookup(access_key_id)
+        if principal is None:
+            raise Refusal("unknown_key", key=access_key_id)
+        if principal.session_token != session_token:
+            raise Refusal("bad_token")
+        return principal
+
+    def _s3_body(self, environ, destination, claimed, principal, headers, raw_path, raw_query) -> bodies.Body:
+        """S3's payload modes: the signature is checked first against the declared payload hash, then
+        the body against the declaration while it streams in."""
+        declared = sigv4.UNSIGNED_PAYLOAD if claimed.in_query else headers.get("X-Amz-Content-SHA256")
+        if not declared:
+            raise Refusal("malformed", "Missing required header for this request: x-amz-content-sha256")
+        canonical = sigv4.canonical_request(
+            claimed,
+            method=environ["REQUEST_METHOD"],
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            payload_hash=declared,
+        )
+        sigv4.verify(claimed, principal.secret_access_key, canonical)
+        if declared.startswith("STREAMING-"):
+            if declared not in (
+                sigv4.STREAMING_SIGNED,
+                sigv4.STREAMING_SIGNED_TRAILER,
+                sigv4.STREAMING_UNSIGNED_TRAILER,
+            ):
+                raise Refusal(
+                    "malformed",
+                    f"x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a SHA-256: {declared}",
+                )
+            decoded = headers.get("X-Amz-Decoded-Content-Length")
+            if decoded is not None and int(decoded) > destination.max_bytes:
+                raise Refusal("too_large", limit=str(destination.max_bytes))
+            signer = (
+                None
+                if declared == sigv4.STREAMING_UNSIGNED_TRAILER
+                else sigv4.ChunkSigner(claimed, principal.secret_access_key)
             )
-        except sigv4.SignatureError as refusal:
-            return refuse(service, refusal)
-        return service.handler(request)
+            # the encoding adds a few dozen bytes per chunk on top of the data
+            return bodies.read_aws_chunked(
+                environ,
+                destination.max_bytes + destination.max_bytes // 1024 + 65536,
+                headers,
+                signer,
+                int(decoded) if decoded is not None and decoded.isdigit() else None,
+            )
+        body = bodies.read(environ, destination.max_bytes)
+        if declared != sigv4.UNSIGNED_PAYLOAD and declared != body.sha256:
+            raise Refusal("hash_mismatch")
+        return body
 
 
-def refuse(service: SignedService, refusal: sigv4.SignatureError) -> Response:
-    error = AwsError(refusal.code, refusal.message)
-    if service.json_1_1:
-        return error_response(error, status=400, content_type="application/x-amz-json-1.1")
-    return error_response(error, status=403, content_type="application/json")
+def _stop_reading(environ) -> None:
+    """After a refusal: discard what the client has already sent, up to a small allowance (so a
+    polite client sees the answer rather than a reset), then stop reading the connection. Left to
+    itself the server would drain whatever the client keeps sending."""
+    connection = environ.get("werkzeug.socket")
+    if connection is None:
+        return
+    allowance = REFUSED_BODY_ALLOWANCE
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(connection, selectors.EVENT_READ)
+            while allowance > 0 and selector.select(timeout=0.01):
+                data = connection.recv(min(allowance, bodies.BLOCK))
+                if not data:
+                    break
+                allowance -= len(data)
+        connection.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
+class _Headers:
+    """A WSGI environ's request headers, case-insensitive, as SigV4 reads them."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ):
+        self._environ = environ
+
+    def get(self, name: str, default=None):
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            return self._environ.get(key) or default
+        return self._environ.get(f"HTTP_{key}", default)
+
+
+def _query_args(environ) -> dict[str, str]:
+    query = environ.get("QUERY_STRING", "")
+    return dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+
+
+def _raw_target(environ) -> tuple[str, str]:
+    """The path and query string exactly as the client sent them (what it signed)."""
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri:
+        path, _, query = raw_uri.partition("?")
+        if "://" in path:  # an absolute-form request target
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        return path, query
+    return environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")

@@ -11,6 +11,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
+from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
 from emulation.moto_bridge import MotoServices
 from emulation.nodelay import disable_nagle
@@ -43,12 +44,12 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None):
         self.config = config or EmulatorConfig()
-        self.credentials = {self.config.access_key_id: self.config.secret_access_key}
+        self.credentials = CredentialRegistry(
+            self.config.account_id, self.config.access_key_id, self.config.secret_access_key
+        )
         self.moto = MotoServices(self.config.account_id)
         self.sagemaker = SageMakerBackend(self.config, self.moto, process.ProcessRunner())
-        self.awslambda = LambdaService(
-            self.config, self.moto, self.credentials, endpoint_url=lambda: self.url
-        )
+        self.awslambda = LambdaService(self.config, self.moto, endpoint_url=lambda: self.url)
         self.apigateway = ExecuteApi(self.config, self.awslambda)
         self.edge = Edge(
             self.config,

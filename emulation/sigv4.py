@@ -1,183 +1,311 @@
-"""SigV4 verification for the services that AWS keeps closed to unsigned callers.
+"""AWS Signature Version 4, from the server's side: read what a request claims, recompute, compare.
 
-The signature is recomputed with botocore's own signer (the same code that signed the request on
-the client), restricted to the headers the client listed in ``SignedHeaders``. Failures carry the
-codes and messages AWS gives (shared/spec/lambda-apigateway-sigv4.md, section 6).
+Covers the two places a signature travels (the ``Authorization`` header, and the query string of
+a presigned URL) and the per-chunk signatures of S3's aws-chunked uploads. The canonical request
+follows the SigV4 specification as botocore implements it on the client (S3 signs its path as
+sent; every other service signs the normalized path), so whatever botocore signed verifies here.
+What a failure means is a :class:`Refusal` kind; how each service words it lives in
+:mod:`emulation.refusals`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import Credentials
+from botocore.utils import normalize_url_path
 
-INVALID_SIGNATURE_MESSAGE = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
-)
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+#: A presigned URL lives at most 7 days (X-Amz-Expires 1..604800).
+MAX_PRESIGNED_SECONDS = 604800
 
 
-class SignatureError(Exception):
-    """A request that must be refused before it does anything; ``code`` is AWS's error code."""
+class Refusal(Exception):
+    """Why a request is refused before it does anything; :mod:`emulation.refusals` words it per service.
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    ``kind`` is one of: missing, malformed, unknown_key, bad_signature, skewed, expired_url,
+    wrong_service, wrong_region, bad_token, expired_token, hash_mismatch, too_large,
+    length_required, bad_checksum, bad_chunk.
+    """
+
+    def __init__(self, kind: str, detail: str = "", **facts: str):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+        self.facts = facts
 
 
 @dataclass(frozen=True)
-class SignedScope:
+class ClaimedSignature:
+    """What a request says about its own signature; nothing here is verified yet."""
+
     access_key_id: str
-    date: str
+    date: str  # the scope's yyyymmdd
     region: str
     service: str
     signed_headers: tuple[str, ...]
     signature: str
+    timestamp: str  # X-Amz-Date
+    session_token: str | None
+    in_query: bool
+    expires_seconds: int | None = None  # presigned URLs only
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
 
-def parse_authorization(header: str | None) -> SignedScope:
+def scope_of(headers, args) -> tuple[str, str] | None:
+    """(service, region) a request names in its signature, or None; for routing, verifies nothing."""
+    try:
+        claimed = parse(headers, args)
+    except Refusal:
+        return None
+    return (claimed.service, claimed.region) if claimed else None
+
+
+def parse(headers, args) -> ClaimedSignature | None:
+    """The signature a request carries (header or presigned query), None when it carries none.
+
+    ``headers`` is a case-insensitive mapping; ``args`` the decoded query arguments.
+    """
+    if "X-Amz-Signature" in args or "X-Amz-Credential" in args:
+        return _parse_query(headers, args)
+    header = headers.get("Authorization")
     if not header:
-        raise SignatureError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        return None
+    return _parse_header(headers, header)
+
+
+def _parse_header(headers, header: str) -> ClaimedSignature:
     algorithm, _, rest = header.partition(" ")
-    if algorithm != "AWS4-HMAC-SHA256":
-        raise SignatureError(
-            "IncompleteSignatureException",
-            f"Unsupported Authorization Type. Authorization={header}",
-        )
+    if algorithm != ALGORITHM:
+        raise Refusal("malformed", f"Unsupported Authorization Type. Authorization={header}")
     fields: dict[str, str] = {}
     for part in rest.split(","):
         key, eq, value = part.strip().partition("=")
         if not eq:
-            raise SignatureError(
-                "IncompleteSignatureException",
+            raise Refusal(
+                "malformed",
                 f"'{part.strip()}' not a valid key=value pair (missing equal-sign) in Authorization header: '{header}'.",
             )
         fields[key] = value
     missing = [k for k in ("Credential", "SignedHeaders", "Signature") if k not in fields]
     if missing:
-        raise SignatureError(
-            "IncompleteSignatureException",
+        raise Refusal(
+            "malformed",
             " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
             + f" Authorization={header}",
         )
-    scope = fields["Credential"].split("/")
-    if len(scope) != 5 or scope[4] != "aws4_request":
-        raise SignatureError(
-            "IncompleteSignatureException",
-            f"Credential should be scoped to a valid region. Authorization={header}",
+    timestamp = headers.get("X-Amz-Date")
+    if not timestamp:
+        raise Refusal(
+            "malformed",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         )
-    return SignedScope(
+    return _claim(
+        fields["Credential"],
+        fields["SignedHeaders"],
+        fields["Signature"],
+        timestamp,
+        headers.get("X-Amz-Security-Token"),
+        in_query=False,
+    )
+
+
+def _parse_query(headers, args) -> ClaimedSignature:
+    missing = [
+        name
+        for name in (
+            "X-Amz-Algorithm",
+            "X-Amz-Credential",
+            "X-Amz-Signature",
+            "X-Amz-Date",
+            "X-Amz-SignedHeaders",
+        )
+        if not args.get(name)
+    ]
+    if missing:
+        raise Refusal(
+            "malformed", f"Query-string authentication requires the {', '.join(missing)} parameter(s)."
+        )
+    if args["X-Amz-Algorithm"] != ALGORITHM:
+        raise Refusal("malformed", 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
+    try:
+        expires = int(args.get("X-Amz-Expires") or MAX_PRESIGNED_SECONDS)
+    except ValueError:
+        raise Refusal("malformed", "X-Amz-Expires should be a number") from None
+    if not 0 < expires <= MAX_PRESIGNED_SECONDS:
+        raise Refusal(
+            "malformed",
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+            if expires > 0
+            else "X-Amz-Expires must be non-negative",
+        )
+    claimed = _claim(
+        args["X-Amz-Credential"],
+        args["X-Amz-SignedHeaders"],
+        args["X-Amz-Signature"],
+        args["X-Amz-Date"],
+        args.get("X-Amz-Security-Token") or headers.get("X-Amz-Security-Token"),
+        in_query=True,
+    )
+    return dataclasses.replace(claimed, expires_seconds=expires)
+
+
+def _claim(credential, signed_headers, signature, timestamp, token, *, in_query) -> ClaimedSignature:
+    scope = credential.split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request" or not scope[0]:
+        raise Refusal("malformed", f"Credential should be scoped to a valid region, not '{credential}'.")
+    return ClaimedSignature(
         access_key_id=scope[0],
         date=scope[1],
         region=scope[2],
         service=scope[3],
-        signed_headers=tuple(fields["SignedHeaders"].split(";")),
-        signature=fields["Signature"],
+        signed_headers=tuple(signed_headers.split(";")),
+        signature=signature,
+        timestamp=timestamp,
+        session_token=token,
+        in_query=in_query,
     )
 
 
-def credential_scope(header: str | None) -> tuple[str, str] | None:
-    """(service, region) named by a request's signature, or None; used for routing, verifies nothing."""
+def check_time(claimed: ClaimedSignature, skew_minutes: int, now: dt.datetime) -> None:
+    """The request was signed recently enough (header) or the URL has not expired (query)."""
     try:
-        scope = parse_authorization(header)
-    except SignatureError:
-        return None
-    return scope.service, scope.region
-
-
-class _ListedHeadersSigner(SigV4Auth):
-    """botocore's signer, but signing exactly the headers the client said it signed."""
-
-    def __init__(self, credentials, service, region, signed_headers):
-        super().__init__(credentials, service, region)
-        self._signed = signed_headers
-
-    def headers_to_sign(self, request):
-        header_map = HTTPHeaders()
-        for name in self._signed:
-            for value in request.headers.get_all(name) or []:
-                header_map[name] = value
-        return header_map
-
-
-def verify(
-    *,
-    method: str,
-    url: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    secrets: dict[str, str],
-    expected_service: str,
-    skew_minutes: int,
-    now: dt.datetime | None = None,
-) -> SignedScope:
-    """Raise SignatureError unless the request is signed by a known key for ``expected_service``.
-
-    ``url`` must carry the path exactly as it arrived on the wire (not percent-decoded) and the raw
-    query string, because that is what the client signed.
-    """
-    scope = parse_authorization(_first(headers, "authorization"))
-    if scope.access_key_id not in secrets:
-        raise SignatureError(
-            "UnrecognizedClientException", "The security token included in the request is invalid."
-        )
-    if scope.service != expected_service:
-        raise SignatureError(
-            "InvalidSignatureException",
-            f"Credential should be scoped to correct service: '{expected_service}'.",
-        )
-    amz_date = _first(headers, "x-amz-date")
-    if not amz_date:
-        raise SignatureError(
-            "IncompleteSignatureException",
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        )
-    _check_clock(amz_date, skew_minutes, now or dt.datetime.now(dt.timezone.utc))
-
-    request = AWSRequest(method=method, url=url, data=body)
-    request.headers = HTTPHeaders()
-    for name, value in headers:
-        request.headers[name] = value
-    request.context["timestamp"] = amz_date
-    credentials = Credentials(
-        scope.access_key_id, secrets[scope.access_key_id], _first(headers, "x-amz-security-token")
-    )
-    signer = _ListedHeadersSigner(credentials, scope.service, scope.region, scope.signed_headers)
-    canonical = signer.canonical_request(request)
-    string_to_sign = signer.string_to_sign(request, canonical)
-    expected = signer.signature(string_to_sign, request)
-    if not hmac.compare_digest(expected, scope.signature):
-        raise SignatureError("InvalidSignatureException", INVALID_SIGNATURE_MESSAGE)
-    return scope
-
-
-def _check_clock(amz_date: str, skew_minutes: int, now: dt.datetime) -> None:
-    try:
-        signed_at = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        signed_at = dt.datetime.strptime(claimed.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=dt.timezone.utc)
     except ValueError:
-        raise SignatureError(
-            "IncompleteSignatureException", f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'."
+        raise Refusal(
+            "malformed", f"Date must be in ISO-8601 'basic format'. Got '{claimed.timestamp}'."
         ) from None
+    if claimed.timestamp[:8] != claimed.date:
+        raise Refusal("bad_signature", "the credential scope's date is not the signing date")
     window = dt.timedelta(minutes=skew_minutes)
-    fmt = "%Y%m%dT%H%M%SZ"
+    if claimed.in_query:
+        if signed_at > now + window:
+            raise Refusal(
+                "skewed", "not yet current", signed=claimed.timestamp, now=now.strftime(TIMESTAMP_FORMAT)
+            )
+        expires_at = signed_at + dt.timedelta(seconds=claimed.expires_seconds or 0)
+        if now > expires_at:
+            raise Refusal(
+                "expired_url",
+                "Request has expired",
+                expires=expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        return
+    fmt = TIMESTAMP_FORMAT
     if signed_at < now - window:
-        raise SignatureError(
-            "InvalidSignatureException",
-            f"Signature expired: {amz_date} is now earlier than {(now - window).strftime(fmt)} "
+        raise Refusal(
+            "skewed",
+            f"Signature expired: {claimed.timestamp} is now earlier than {(now - window).strftime(fmt)} "
             f"({now.strftime(fmt)} - {skew_minutes} min.)",
+            signed=claimed.timestamp,
+            now=now.strftime(fmt),
         )
     if signed_at > now + window:
-        raise SignatureError(
-            "InvalidSignatureException",
-            f"Signature not yet current: {amz_date} is still later than {(now + window).strftime(fmt)} "
+        raise Refusal(
+            "skewed",
+            f"Signature not yet current: {claimed.timestamp} is still later than {(now + window).strftime(fmt)} "
             f"({now.strftime(fmt)} + {skew_minutes} min.)",
+            signed=claimed.timestamp,
+            now=now.strftime(fmt),
         )
 
 
-def _first(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((value for key, value in headers if key.lower() == name), None)
+def canonical_request(
+    claimed: ClaimedSignature,
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers,
+    payload_hash: str,
+) -> str:
+    """The canonical request the client must have signed. ``raw_path``/``raw_query`` as on the wire."""
+    path = raw_path if claimed.service == "s3" else quote(normalize_url_path(raw_path), safe="/~")
+    pairs = []
+    for pair in raw_query.split("&") if raw_query else ():
+        key, _, value = pair.partition("=")
+        if claimed.in_query and key == "X-Amz-Signature":
+            continue
+        pairs.append((_uri_encode(key), _uri_encode(value)))
+    query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    lines = []
+    for name in claimed.signed_headers:
+        values = headers.getlist(name) if hasattr(headers, "getlist") else [headers.get(name)]
+        values = [v for v in values if v is not None]
+        if not values and name == "host":
+            values = [headers.get("Host", "")]
+        lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
+    return "\n".join(
+        [method.upper(), path, query, "\n".join(lines) + "\n", ";".join(claimed.signed_headers), payload_hash]
+    )
+
+
+def _uri_encode(text: str) -> str:
+    return quote(unquote(text), safe="-_.~")
+
+
+@functools.lru_cache(maxsize=256)
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = _hmac(f"AWS4{secret}".encode(), date)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def sign(claimed: ClaimedSignature, secret: str, string_to_sign: str) -> str:
+    key = signing_key(secret, claimed.date, claimed.region, claimed.service)
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def request_signature(claimed: ClaimedSignature, secret: str, canonical: str) -> str:
+    string_to_sign = "\n".join(
+        [ALGORITHM, claimed.timestamp, claimed.scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    return sign(claimed, secret, string_to_sign)
+
+
+def verify(claimed: ClaimedSignature, secret: str, canonical: str) -> None:
+    if not hmac.compare_digest(request_signature(claimed, secret, canonical), claimed.signature):
+        raise Refusal("bad_signature", canonical=canonical)
+
+
+class ChunkSigner:
+    """The chain of aws-chunked chunk signatures: each signs its data and the previous signature."""
+
+    def __init__(self, claimed: ClaimedSignature, secret: str):
+        self.claimed, self.secret = claimed, secret
+        self.previous = claimed.signature
+
+    def check_chunk(self, data_hash: str, signature: str) -> None:
+        self._check("AWS4-HMAC-SHA256-PAYLOAD", f"{EMPTY_SHA256}\n{data_hash}", signature)
+
+    def check_trailer(self, trailer_hash: str, signature: str) -> None:
+        self._check("AWS4-HMAC-SHA256-TRAILER", trailer_hash, signature)
+
+    def _check(self, algorithm: str, tail: str, signature: str) -> None:
+        string_to_sign = (
+            f"{algorithm}\n{self.claimed.timestamp}\n{self.claimed.scope}\n{self.previous}\n{tail}"
+        )
+        expected = sign(self.claimed, self.secret, string_to_sign)
+        if not hmac.compare_digest(expected, signature):
+            raise Refusal("bad_signature", "a chunk signature does not match")
+        self.previous = signature

@@ -97,9 +97,8 @@ class _Pool:
 class LambdaService:
     """Invoke, for the REST route (:meth:`handle`) and in-process callers such as API Gateway (:meth:`invoke`).
 
-    ``credentials`` is the emulator's access key id -> secret dict, shared with the Edge: each function
-    gets its role's temporary keys added there, so SDK calls made by the function pass SigV4 checks.
-    ``endpoint_url`` returns the emulator's URL (known only once it listens), given to functions as
+    Each function gets its role's temporary keys from STS (moto's AssumeRole), which the edge gate's
+    credential registry accepts while they last. ``endpoint_url`` returns the emulator's URL (known only once it listens), given to functions as
     ``AWS_ENDPOINT_URL``.
     """
 
@@ -107,12 +106,10 @@ class LambdaService:
         self,
         config: EmulatorConfig,
         moto: MotoServices,
-        credentials: dict[str, str],
         endpoint_url: Callable[[], str],
     ):
         self.config = config
         self.moto = moto
-        self.credentials = credentials
         self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
         self._pools: dict[str, _Pool] = {}
@@ -126,7 +123,7 @@ class LambdaService:
     # -- the REST route ---------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         """``POST /2015-03-31/functions/<name>/invocations``; the Edge has verified the signature."""
-        scope = sigv4.credential_scope(request.headers.get("Authorization"))
+        scope = sigv4.scope_of(request.headers, request.args)
         try:
             result = self.invoke(
                 _INVOKE_PATH.match(request.path)["name"],
@@ -289,9 +286,7 @@ class LambdaService:
         )
         made = RoleCredentials(session.access_key_id, session.secret_access_key, session.session_token)
         with self._lock:
-            found = self._role_credentials.setdefault(key, made)
-        self.credentials[found.access_key_id] = found.secret_access_key
-        return found
+            return self._role_credentials.setdefault(key, made)
 
     # -- environments ---------------------------------------------------------------------------------
     def _acquire(self, spec: FunctionSpec) -> tuple[ExecutionEnvironment, bool]:
@@ -508,6 +503,17 @@ def _client_context(value: str | None) -> dict | None:
 def new_trace_id() -> str:
     """An X-Ray trace header (``Root=1-<time>-<id>;Parent=<id>;Sampled=0``) for a request that brought none."""
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+def payload_too_large() -> Response:
+    """The 413 Invoke answers for a synchronous request over 6 MB (the edge reads at most that)."""
+    return _error_response(
+        AwsError(
+            "RequestEntityTooLargeException",
+            f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+            status=413,
+        )
+    )
 
 
 def _error_response(error: AwsError) -> Response:
