@@ -239,3 +239,11 @@ def test_docker_compose_config_accepts_the_file():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["emulator", "web"])
+def test_ports_are_published_on_loopback_only(compose, name):
+    """The emulator's keys are public (test / test): its ports must not face the network by default."""
+    for port in compose["services"][name]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
+    assert "127.0.0.1:" in COMPOSE.read_text()  # and the comment says how to open them

@@ -13,6 +13,7 @@ import hmac
 import io
 import socket
 import time
+import uuid
 import zlib
 
 import boto3
@@ -440,3 +441,125 @@ def test_content_length_over_the_limit_is_refused_before_reading(emulator):
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"RequestEntityTooLargeException" in answer
+
+
+# -- safe defaults ---------------------------------------------------------------------------------
+def test_listening_on_all_interfaces_prints_a_warning(capsys):
+    from workflows.cli import warn_if_exposed
+
+    warn_if_exposed("127.0.0.1")
+    assert capsys.readouterr().err == ""
+    warn_if_exposed("0.0.0.0")
+    assert "WARNING: listening on 0.0.0.0" in capsys.readouterr().err
+
+
+# -- the aws CLI through the gate -------------------------------------------------------------------
+def _aws(emulator, *args, secret="test"):
+    import os
+    import subprocess
+
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION=REGION)
+    env.pop("AWS_ENDPOINT_URL", None)
+    return subprocess.run(
+        ["aws", "--endpoint-url", emulator.url, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_aws_cli_works_through_the_gate(emulator, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"z" * (9 * 1024 * 1024))  # above the CLI's 8 MB threshold: a multipart upload
+    assert _aws(emulator, "s3", "mb", "s3://cli-gate-bucket").returncode == 0
+    assert _aws(emulator, "s3", "cp", str(big), "s3://cli-gate-bucket/big.bin").returncode == 0
+    listed = _aws(emulator, "s3", "ls", "s3://cli-gate-bucket")
+    assert "9437184 big.bin" in listed.stdout
+    url = _aws(emulator, "s3", "presign", "s3://cli-gate-bucket/big.bin", "--expires-in", "60").stdout.strip()
+    assert requests.get(url, timeout=30).content == big.read_bytes()
+    assert '"Models"' in _aws(emulator, "sagemaker", "list-models").stdout
+    refused = _aws(emulator, "sagemaker", "list-models", secret="wrong")
+    assert refused.returncode != 0
+    assert "InvalidSignatureException" in refused.stderr
+
+
+# -- containment: S3 keys and archive members that would escape their directory ----------------------
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
+
+
+def _wait(describe, key, done, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = describe()
+        if described[key] in done:
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"still {described[key]}")
+
+
+def test_training_channel_key_that_escapes_fails_the_job_and_writes_nothing(client, bucket, tmp_path):
+    outside = tmp_path / "escaped.csv"
+    s3 = client("s3")
+    s3.put_object(Bucket=bucket, Key="traversal/train/fine.csv", Body=b"1,2\n")
+    evil_key = "traversal/train/" + "../" * 30 + str(outside).lstrip("/")
+    s3.put_object(Bucket=bucket, Key=evil_key, Body=b"1,2\n")
+    assert s3.get_object(Bucket=bucket, Key=evil_key)["Body"].read() == b"1,2\n"  # S3 keeps the key as is
+    sagemaker = client("sagemaker")
+    name = f"traversal-{uuid.uuid4().hex[:8]}"
+    sagemaker.create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/traversal/output"},
+        ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        HyperParameters={"num_round": "2"},
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/traversal/train"}
+                },
+                "ContentType": "text/csv",
+            }
+        ],
+    )
+    described = _wait(
+        lambda: sagemaker.describe_training_job(TrainingJobName=name),
+        "TrainingJobStatus",
+        ("Completed", "Failed"),
+    )
+    assert described["TrainingJobStatus"] == "Failed"
+    assert f"s3://{bucket}/{evil_key}" in described["FailureReason"]
+    assert "outside /opt/ml/input/data/train" in described["FailureReason"]
+    assert not outside.exists()
+
+
+def test_model_archive_member_that_escapes_fails_the_endpoint(client, bucket, tmp_path):
+    import tarfile
+
+    outside = tmp_path / "planted.txt"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        member = tarfile.TarInfo("../" * 30 + str(outside).lstrip("/"))
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"pwn"))
+    client("s3").put_object(Bucket=bucket, Key="traversal/model.tar.gz", Body=archive.getvalue())
+    sagemaker = client("sagemaker")
+    name = f"traversal-{uuid.uuid4().hex[:8]}"
+    url = f"s3://{bucket}/traversal/model.tar.gz"
+    sagemaker.create_model(
+        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": url}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    described = _wait(
+        lambda: sagemaker.describe_endpoint(EndpointName=name), "EndpointStatus", ("InService", "Failed")
+    )
+    assert described["EndpointStatus"] == "Failed"
+    assert url in described["FailureReason"] and "outside /opt/ml/model" in described["FailureReason"]
+    assert not outside.exists()
+    sagemaker.delete_endpoint(EndpointName=name)

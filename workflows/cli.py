@@ -198,9 +198,23 @@ def _up(args) -> int:
     return 0
 
 
+def warn_if_exposed(host: str) -> None:
+    """Listening beyond loopback makes the emulator reachable from the network, with public keys."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"WARNING: listening on {host or 'all interfaces'}: anyone who can reach this port can call the "
+            "emulator with its well-known keys (test / test) and run code through Lambda and SageMaker. "
+            "Use --host 127.0.0.1 unless you mean it (in a container, publish the port on 127.0.0.1).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_sdk()
+    if getattr(args, "host", None) is not None:
+        warn_if_exposed(args.host)
     if args.command == "up":
         return _up(args)
     if args.command == "web":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulation.containers import images
+from emulation.containment import EscapeError, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import AwsError
 from emulation.runners import Runner
@@ -57,7 +58,10 @@ def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.Contai
                 "download the object."
             )
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            archive.extractall(destination, filter="data")
+            try:
+                extract_tar(archive, destination, what=f"The model data {url}", shown_as="/opt/ml/model")
+            except EscapeError as error:
+                raise ModelDataError(str(error)) from None
     return image
 
 

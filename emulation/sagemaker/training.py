@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emulation.containers.images import ContainerImage
+from emulation.containment import EscapeError, contained
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import Container, algorithm_error
@@ -220,6 +221,8 @@ class TrainingRun:
                 "Training job completed",
                 ModelArtifacts={"S3ModelArtifacts": artifact},
             )
+        except EscapeError as error:
+            self._finish("Failed", "Failed", "Training job failed", FailureReason=f"ClientError: {error}")
         except Exception as error:  # the emulator's own failure still ends the job, never the emulator
             self._finish(
                 "Failed", "Failed", "Training job failed", FailureReason=f"InternalServerError: {error}"
@@ -265,8 +268,9 @@ class TrainingRun:
     def _download_channels(self) -> None:
         for channel in self.description["InputDataConfig"]:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            destination = self.prefix / "input" / "data" / channel["ChannelName"]
-            download_prefix(self.backend.moto, uri, destination)
+            name = channel["ChannelName"]
+            destination = self.prefix / "input" / "data" / name
+            download_prefix(self.backend.moto, uri, destination, shown_as=f"/opt/ml/input/data/{name}")
 
     def _train(self) -> str | None:
         """Run the container; return its FailureReason, or None when it succeeded."""
@@ -341,14 +345,24 @@ class TrainingRun:
         return uri
 
 
-def download_prefix(moto, uri: str, destination: Path) -> list[Path]:
-    """Copy every object under an S3 prefix into a directory, as the S3Prefix data source does."""
+def download_prefix(moto, uri: str, destination: Path, shown_as: str | None = None) -> list[Path]:
+    """Copy every object under an S3 prefix into a directory, as the S3Prefix data source does.
+
+    Every key must land inside the directory (containment.EscapeError otherwise), checked for all
+    keys before any is written."""
     location = S3Location.parse(uri)
     destination.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key, data in moto.list_objects(location):
-        path = destination / location.relative(key)
+    objects = moto.list_objects(location)
+    paths = [
+        contained(
+            destination,
+            location.relative(key),
+            what=f"The S3 key s3://{location.bucket}/{key}",
+            shown_as=shown_as,
+        )
+        for key, _ in objects
+    ]
+    for path, (_, data) in zip(paths, objects):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        written.append(path)
-    return written
+    return paths
