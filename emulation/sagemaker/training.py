@@ -362,7 +362,7 @@ def download_prefix(moto, uri: str, destination: Path, shown_as: str | None = No
         )
         for key, _ in objects
     ]
-    for path, (_, data) in zip(paths, objects):
+    for path, (_, data) in zip(paths, objects, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return paths
