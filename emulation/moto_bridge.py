@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.backends import get_backend
+from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.exceptions import MissingBucket
 
@@ -41,6 +42,9 @@ class MotoServices:
 
     def __init__(self, account_id: str):
         self.account_id = account_id
+        # AWS-managed policies (arn:aws:iam::aws:policy/...) exist in every account: notebooks attach
+        # AmazonSageMakerFullAccess to their roles. moto loads them (~0.1 s) when IAM is first used.
+        default_user_config["iam"]["load_aws_managed_policies"] = True
         self._app = DomainDispatcherApplication(create_backend_app)
 
     def __call__(self, environ: dict[str, Any], start_response):

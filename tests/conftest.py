@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
+from response_shapes import check_responses  # noqa: E402
+
 from emulation import Emulator, EmulatorConfig  # noqa: E402
 
 REGION = "us-east-1"
@@ -47,11 +49,13 @@ def in_process_emulator(emulator):
 
 @pytest.fixture(scope="session")
 def boto_session(emulator):
-    return boto3.Session(
+    session = boto3.Session(
         aws_access_key_id=emulator.config.access_key_id,
         aws_secret_access_key=emulator.config.secret_access_key,
         region_name=REGION,
     )
+    check_responses(session)  # every SageMaker answer the tests get must fit botocore's output shape
+    return session
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from emulation.sagemaker.exceptions import (
     no_s3_objects,
 )
 from emulation.sagemaker.hosting import EndpointHost
+from emulation.sagemaker.registry import ModelRegistry
 from emulation.sagemaker.state import utcnow
 from emulation.sagemaker.training import TrainingObserver, TrainingRun
 from emulation.sagemaker.transform import TransformRun
@@ -45,6 +46,7 @@ class SageMakerBackend:
         self.endpoints: dict[str, EndpointHost] = {}
         self.tuning_jobs: dict[str, TuningRun] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
+        self.registry = ModelRegistry(self)
 
     @property
     def region(self) -> str:
@@ -64,7 +66,7 @@ class SageMakerBackend:
         self.runner.shutdown()
 
     # -- tags ---------------------------------------------------------------------------------
-    def _remember_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
+    def remember_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
         if tags:
             self.tags[arn] = list(tags)
 
@@ -90,7 +92,7 @@ class SageMakerBackend:
                 raise ResourceInUse(duplicate)
             run = make_run()
             table[name] = run
-            self._remember_tags(arn, tags)
+            self.remember_tags(arn, tags)
         run.start()
         return run
 
@@ -163,6 +165,9 @@ class SageMakerBackend:
         )
         if not containers:
             raise ValidationError("Either PrimaryContainer or Containers must be provided.")
+        containers = [
+            self.registry.inference_container(c) if c.get("ModelPackageName") else c for c in containers
+        ]
         for container in containers:
             self.resolve_image(container.get("Image", ""))
         with self.lock:
@@ -177,7 +182,7 @@ class SageMakerBackend:
                 "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
                 "CreationTime": utcnow(),
             }
-            self._remember_tags(arn, request.get("Tags"))
+            self.remember_tags(arn, request.get("Tags"))
         return {"ModelArn": arn}
 
     def model(self, name: str) -> dict[str, Any]:
@@ -221,7 +226,7 @@ class SageMakerBackend:
                     if k in request
                 },
             }
-            self._remember_tags(arn, request.get("Tags"))
+            self.remember_tags(arn, request.get("Tags"))
         return {"EndpointConfigArn": arn}
 
     def endpoint_config(self, name: str) -> dict[str, Any]:
@@ -246,7 +251,7 @@ class SageMakerBackend:
                 raise already_exists("endpoint", arn)
             host = EndpointHost(self, name, arn)
             self.endpoints[name] = host
-            self._remember_tags(arn, request.get("Tags"))
+            self.remember_tags(arn, request.get("Tags"))
         host.deploy(copy.deepcopy(config), creating=True)
         return {"EndpointArn": arn}
 
@@ -321,8 +326,8 @@ class SageMakerBackend:
             raise ValidationError(
                 "TrainingJobDefinition is required (TrainingJobDefinitions is not supported locally)."
             )
-        validate_config(request["HyperParameterTuningJobConfig"], definition)
         self.resolve_image(definition["AlgorithmSpecification"].get("TrainingImage", ""))
+        validate_config(request["HyperParameterTuningJobConfig"], definition)
         for channel in definition.get("InputDataConfig", []):
             self.require_s3_objects(channel["DataSource"]["S3DataSource"]["S3Uri"], definition["RoleArn"])
         arn = self.arn("hyper-parameter-tuning-job", name)

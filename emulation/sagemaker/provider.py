@@ -10,6 +10,7 @@ from botocore.model import OperationNotFoundError
 from werkzeug.wrappers import Request, Response
 
 from emulation.protocol import AwsError, error_response, operation_model, snake_case, to_json, validate_input
+from emulation.sagemaker import search
 from emulation.sagemaker.backend import SageMakerBackend
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -270,3 +271,69 @@ class SageMakerProvider:
 
     def list_tags(self, params):
         return {"Tags": self.backend.list_tags(params["ResourceArn"])}
+
+    # -- model registry -----------------------------------------------------------------------
+    def create_model_package_group(self, params):
+        return self.backend.registry.create_group(params)
+
+    def describe_model_package_group(self, params):
+        return self.backend.registry.group(params["ModelPackageGroupName"])
+
+    def delete_model_package_group(self, params):
+        self.backend.registry.delete_group(params["ModelPackageGroupName"])
+
+    def list_model_package_groups(self, params):
+        page, token = paginate(
+            self.backend.registry.group_summaries(), params, name_key="ModelPackageGroupName"
+        )
+        return {"ModelPackageGroupSummaryList": page, **({"NextToken": token} if token else {})}
+
+    def create_model_package(self, params):
+        return self.backend.registry.create_package(params)
+
+    def describe_model_package(self, params):
+        return self.backend.registry.package(params["ModelPackageName"])
+
+    def update_model_package(self, params):
+        return self.backend.registry.update_package(params)
+
+    def delete_model_package(self, params):
+        self.backend.registry.delete_package(params["ModelPackageName"])
+
+    def list_model_packages(self, params):
+        page, token = paginate(
+            self.backend.registry.package_summaries(params), params, name_key="ModelPackageName"
+        )
+        return {"ModelPackageSummaryList": page, **({"NextToken": token} if token else {})}
+
+    # -- what the SDK lists while cleaning up ---------------------------------------------------
+    def list_monitoring_schedules(self, params):
+        """Model Monitor schedules are not run locally, so an endpoint never has one; the SDK's
+        ``Predictor.list_monitors()`` and its cleanup helpers read this empty list."""
+        return {"MonitoringScheduleSummaries": []}
+
+    def list_inference_components(self, params):
+        """Endpoints here host models through production variants only, never inference components."""
+        return {"InferenceComponents": []}
+
+    def search(self, params):
+        resource = params["Resource"]
+        backend = self.backend
+        with backend.lock:
+            if resource == "TrainingJob":
+                records = [run.describe() for run in backend.training_jobs.values()]
+                arn_key = "TrainingJobArn"
+            elif resource == "Endpoint":
+                records = [host.describe() for host in backend.endpoints.values()]
+                arn_key = "EndpointArn"
+            elif resource == "ModelPackage":
+                records = [dict(p) for p in backend.registry.packages.values()]
+                arn_key = "ModelPackageArn"
+            elif resource == "ModelPackageGroup":
+                records = [dict(g) for g in backend.registry.groups.values()]
+                arn_key = "ModelPackageGroupArn"
+            else:
+                raise search.unsupported(resource)
+            for record in records:
+                record["Tags"] = backend.list_tags(record[arn_key])
+        return search.search(records, resource, params)
