@@ -8,8 +8,9 @@ ENV PYTHONUNBUFFERED=1 \
     SAGEMAKER_SUPPRESS_V2_WARNING=1 \
     SAGELOCAL_DATA_DIR=/var/lib/sagelocal
 
-# Job directories, endpoint model copies and Lambda runtimes live under SAGELOCAL_DATA_DIR (a named
-# volume in docker-compose.yml); created here so that a fresh volume is owned by the user below.
+# The emulator keeps its state (and job directories, endpoint model copies, Lambda runtimes) under
+# SAGELOCAL_DATA_DIR (a named volume in docker-compose.yml), so it survives a restart; created here
+# so that a fresh volume is owned by the user below.
 RUN useradd --create-home --uid 1000 sagelocal \
     && mkdir -p /var/lib/sagelocal \
     && chown sagelocal:sagelocal /var/lib/sagelocal

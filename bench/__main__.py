@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import imdb_full_scale, invoke_latency, tuning, workflow_times
+from bench import imdb_full_scale, invoke_latency, persistence, tuning, workflow_times
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
     "invoke_latency": invoke_latency,
     "tuning": tuning,
+    "persistence": persistence,
     "imdb_full_scale": imdb_full_scale,
 }
 

@@ -26,6 +26,10 @@ class EmulatorConfig:
             _env("SAGELOCAL_DATA_DIR", os.path.join(tempfile.gettempdir(), "sagelocal"))
         )
     )
+    #: Keep everything users create across restarts in ``data_dir/state`` (emulation.state). Off,
+    #: the emulator starts empty each time; ``sagelocal emulator`` turns it on when it is given a
+    #: data directory (``--data-dir`` or SAGELOCAL_DATA_DIR, as the compose file and image do).
+    persist: bool = False
 
     @property
     def role_arn(self) -> str:

@@ -17,6 +17,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.s3.exceptions import MissingBucket
 
 from emulation.protocol import AwsError
+from emulation.state import Persistence, changes_state
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,45 @@ class S3Location:
 
 
 class MotoServices:
-    """moto's WSGI app and backends for one account."""
+    """moto's WSGI app and backends for one account.
 
-    def __init__(self, account_id: str):
+    With a state store (``persistence``), a request that changed a service returns only once the
+    service is saved, and changes our own code makes (uploads, log lines) are saved soon after.
+    """
+
+    def __init__(self, account_id: str, persistence: Persistence | None = None):
         self.account_id = account_id
+        self.persistence = persistence
         # AWS-managed policies (arn:aws:iam::aws:policy/...) exist in every account: notebooks attach
         # AmazonSageMakerFullAccess to their roles. moto loads them (~0.1 s) when IAM is first used.
         default_user_config["iam"]["load_aws_managed_policies"] = True
-        self._app = DomainDispatcherApplication(create_backend_app)
+        self._app = DomainDispatcherApplication(self._create_app)
+
+    def _create_app(self, service: str):
+        app = create_backend_app(service)
+        if self.persistence is None:
+            return app
+        persistence = self.persistence
+
+        def saving_app(environ, start_response):
+            status = []
+
+            def recording_start_response(code, headers, *exc_info):
+                status.append(int(code.split(" ", 1)[0]))
+                return start_response(code, headers, *exc_info)
+
+            writes = changes_state(environ)
+            body = app(environ, recording_start_response)  # moto computes the whole answer here
+            if writes and status and status[0] < 400:
+                persistence.moto_wrote(service)
+            return body
+
+        return saving_app
+
+    def changed(self, service: str) -> None:
+        """Our code changed moto's ``service`` directly (not through a request)."""
+        if self.persistence is not None:
+            self.persistence.moto_changed(service)
 
     def __call__(self, environ: dict[str, Any], start_response):
         # moto picks the account per request; pin it to the emulator's account.
@@ -86,6 +118,7 @@ class MotoServices:
             raise AwsError(
                 "NoSuchBucket", f"The specified bucket does not exist: {location.bucket}"
             ) from error
+        self.changed("s3")
 
     # -- CloudWatch Logs ------------------------------------------------------------------------
     def log_stream(self, region: str, group: str, stream: str) -> LogStream:
@@ -93,17 +126,20 @@ class MotoServices:
         if group not in logs.groups:
             logs.create_log_group(group, {})
         logs.ensure_log_stream(group, stream)
-        return LogStream(logs, group, stream)
+        self.changed("logs")
+        return LogStream(logs, group, stream, lambda: self.changed("logs"))
 
 
 class LogStream:
     """Append-only writer to one CloudWatch Logs stream."""
 
-    def __init__(self, backend, group: str, stream: str):
+    def __init__(self, backend, group: str, stream: str, on_write=lambda: None):
         self._backend, self.group, self.stream = backend, group, stream
+        self._on_write = on_write
 
     def write(self, *messages: str) -> None:
         now = int(time.time() * 1000)
         self._backend.put_log_events(
             self.group, self.stream, [{"timestamp": now, "message": m} for m in messages]
         )
+        self._on_write()

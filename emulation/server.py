@@ -16,9 +16,11 @@ from emulation.edge import Edge
 from emulation.moto_bridge import MotoServices
 from emulation.nodelay import disable_nagle
 from emulation.runners import process
+from emulation.sagemaker import records
 from emulation.sagemaker.backend import SageMakerBackend
 from emulation.sagemaker.provider import SageMakerProvider
 from emulation.sagemaker.runtime import RuntimeProvider
+from emulation.state import Persistence
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -47,15 +49,29 @@ class Emulator:
         self.credentials = CredentialRegistry(
             self.config.account_id, self.config.access_key_id, self.config.secret_access_key
         )
-        self.moto = MotoServices(self.config.account_id)
+        self.persistence = (
+            Persistence(self.config.data_dir, self.config.account_id) if self.config.persist else None
+        )
+        self.moto = MotoServices(self.config.account_id, self.persistence)
         self.sagemaker = SageMakerBackend(self.config, self.moto, process.ProcessRunner())
         self.awslambda = LambdaService(self.config, self.moto, endpoint_url=lambda: self.url)
         self.apigateway = ExecuteApi(self.config, self.awslambda)
+        sagemaker_api = SageMakerProvider(self.sagemaker).handle
+        if self.persistence is not None:
+            self.persistence.register(
+                "sagemaker",
+                capture=lambda: records.capture(self.sagemaker),
+                restore=lambda saved: records.restore(self.sagemaker, saved),
+                polled=True,
+            )
+            self.persistence.load()
+            self.persistence.start()
+            sagemaker_api = self.persistence.saving("sagemaker", sagemaker_api)
         self.edge = Edge(
             self.config,
             self.credentials,
             moto_app=self.moto,
-            sagemaker=SageMakerProvider(self.sagemaker).handle,
+            sagemaker=sagemaker_api,
             sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
             lambda_invoke=self.awslambda.handle,
             execute_api=self.apigateway.handle,
@@ -96,6 +112,8 @@ class Emulator:
             self.shutdown_workloads()
 
     def shutdown_workloads(self) -> None:
+        if self.persistence is not None:
+            self.persistence.close()  # first: how jobs end while being killed is not their record
         self.sagemaker.shutdown()
         self.awslambda.shutdown()
 

@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         help="address to listen on (default: %(default)s; 0.0.0.0 in containers)",
     )
     emulator.add_argument("--port", type=int, default=4566, help="port (default: %(default)s, LocalStack's)")
+    emulator.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("SAGELOCAL_DATA_DIR") or None,
+        help="keep everything you create here across restarts (default: $SAGELOCAL_DATA_DIR; "
+        "neither given: a temporary directory, and the emulator starts empty each time)",
+    )
     return parser
 
 
@@ -228,8 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "emulator":
         from emulation import Emulator, EmulatorConfig
 
-        emulator = Emulator(EmulatorConfig(host=args.host, port=args.port))
-        print(f"sagelocal emulator listening on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+        from emulation.state import StateError
+
+        persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
+        try:
+            emulator = Emulator(EmulatorConfig(host=args.host, port=args.port, **persistent))
+        except StateError as error:
+            print(f"sagelocal: {error}", file=sys.stderr)
+            return 2
+        kept = f"state kept in {args.data_dir}" if args.data_dir else "nothing kept after it stops"
+        print(
+            f"sagelocal emulator listening on http://{args.host}:{args.port} ({kept}; Ctrl-C to stop)",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             emulator.serve_forever()
         return 0

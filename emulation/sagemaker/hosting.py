@@ -143,6 +143,8 @@ class EndpointHost:
         self.name = name
         self.arn = arn
         self.variants: list[Variant] = []
+        #: The endpoint configuration it runs (or is being created with), to redeploy it after a restart.
+        self.config: dict[str, Any] | None = None
         created = utcnow()
         self.description: dict[str, Any] = {
             "EndpointName": name,
@@ -165,6 +167,8 @@ class EndpointHost:
             self.description.update(LastModifiedTime=utcnow(), **fields)
 
     def deploy(self, config: dict[str, Any], creating: bool) -> None:
+        if creating:
+            self.config = config
         self._set(
             EndpointStatus="Creating" if creating else "Updating",
             **({"EndpointConfigName": config["EndpointConfigName"]} if creating else {}),
@@ -195,6 +199,7 @@ class EndpointHost:
             deleted = self.description.get("EndpointStatus") == "Deleting"
             old, self.variants = (started, []) if deleted else (self.variants, started)
             if not deleted:
+                self.config = config
                 self.description.pop("FailureReason", None)
                 self.description.update(
                     EndpointStatus="InService",

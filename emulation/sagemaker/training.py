@@ -333,6 +333,7 @@ class TrainingRun:
         points = [{**point, "Dimensions": dimensions} for point in self._metric_points]
         for start in range(0, len(points), 1000):
             cloudwatch.put_metric_data(CLOUDWATCH_NAMESPACE, points[start : start + 1000])
+        self.backend.moto.changed("cloudwatch")
 
     def _upload_model(self) -> str:
         buffer = io.BytesIO()
