@@ -234,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "emulator":
         from emulation import Emulator, EmulatorConfig
-
         from emulation.state import StateError
 
         persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
