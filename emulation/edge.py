@@ -42,7 +42,14 @@ from emulation.awslambda.invoke import MAX_SYNC_PAYLOAD_BYTES
 from emulation.awslambda.invoke import payload_too_large as lambda_invoke_too_large
 from emulation.config import EmulatorConfig
 from emulation.credentials import CredentialRegistry, Principal, get_session_token_response
-from emulation.protocol import AwsError, error_response, service_model
+from emulation.protocol import (
+    AwsError,
+    check_body,
+    error_response,
+    json_rpc_operation,
+    rest_json_operation,
+    service_model,
+)
 from emulation.refusals import JSON_RPC, QUERY, REST_JSON, S3, refusal_response
 from emulation.sagemaker.runtime import MAX_PAYLOAD_BYTES as RUNTIME_MAX_BYTES
 from emulation.sagemaker.runtime import payload_too_large as runtime_too_large
@@ -169,14 +176,20 @@ class Edge:
                 return self.moto_app(environ, start_response)
             else:
                 response = destination.handler(Request(environ))
-        except Exception as error:  # a bug of ours is this request's 500, never a dead emulator
+        except Exception:  # a bug of ours is this request's 500, never a dead emulator
             _logger.exception(
                 "%s %s %s failed",
                 environ.get("REQUEST_METHOD"),
                 environ.get("PATH_INFO"),
                 environ.get("HTTP_X_AMZ_TARGET", ""),
             )
-            response = error_response(AwsError("InternalFailure", type(error).__name__, status=500))
+            response = error_response(
+                AwsError(
+                    "InternalFailure",
+                    "The request processing has failed because of an unknown error, exception or failure.",
+                    status=500,
+                )
+            )
         return response(environ, start_response)
 
     # -- routing ------------------------------------------------------------------------------------
@@ -296,6 +309,10 @@ class Edge:
                 payload_hash=body.sha256,
             )
             sigv4.verify(claimed, principal.secret_access_key, canonical)
+        if destination.handler is None and destination.protocol in (JSON_RPC, REST_JSON):
+            refused = _check_moto_json_body(environ, destination, claimed.service, body)
+            if refused is not None:
+                return refused
         bodies.hand_on(environ, body)
         environ[PRINCIPAL_ENVIRON_KEY] = principal
         environ[REGION_ENVIRON_KEY] = claimed.region
@@ -378,6 +395,34 @@ class Edge:
         if declared != sigv4.UNSIGNED_PAYLOAD and declared != body.sha256:
             raise Refusal("hash_mismatch")
         return body
+
+
+def _check_moto_json_body(
+    environ, destination: Destination, service: str, body: bodies.Body
+) -> Response | None:
+    """Wrong JSON types get the service's 400 here, where moto would fail with a 500."""
+    if destination.protocol == JSON_RPC:
+        operation = json_rpc_operation(environ.get("HTTP_X_AMZ_TARGET", ""))
+    elif service in ("lambda", "apigateway"):
+        operation = rest_json_operation(service, environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+    else:
+        operation = None
+    if operation is None or not body.size or body.size > bodies.IN_MEMORY_BYTES:
+        return None
+    try:
+        check_body(operation, json.loads(body.bytes()))
+        return None
+    except ValueError:  # not JSON at all
+        problem = AwsError("SerializationException", "Start of structure or map found where not expected.")
+    except AwsError as error:
+        problem = error
+    if service == "lambda" and problem.code == "SerializationException":
+        problem = AwsError(
+            "InvalidRequestContentException", f"Could not parse request body into json: {problem.message}"
+        )
+    if destination.protocol == JSON_RPC:
+        return error_response(problem, status=400, content_type="application/x-amz-json-1.1")
+    return error_response(problem, status=400)
 
 
 def _stop_reading(environ) -> None:

@@ -46,15 +46,155 @@ def operation_model(service: str, operation: str) -> OperationModel:
     return service_model(service).operation_model(operation)
 
 
-def validate_input(operation: OperationModel, params: dict[str, Any]) -> None:
-    """Raise ValidationError listing every constraint the request breaks, as AWS words it."""
+def validate_input(operation: OperationModel, params: Any) -> None:
+    """Raise SerializationException for a value of the wrong JSON type (the service cannot even read
+    the request), else ValidationError listing every constraint the request breaks, as AWS words it."""
     problems: list[str] = []
     if operation.input_shape is not None:
+        _check_type(operation.input_shape, params)
         _check_structure(operation.input_shape, params, "", problems)
     if problems:
         count = len(problems)
         noun = "error" if count == 1 else "errors"
         raise ValidationError(f"{count} validation {noun} detected: " + "; ".join(problems))
+
+
+#: JSON integers the services read into Java's int and long.
+_INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _json_kind(value: Any) -> str:
+    """How AWS's JSON reader names what it found."""
+    if isinstance(value, dict):
+        return "Start of structure or map"
+    if isinstance(value, list):
+        return "Start of list"
+    if isinstance(value, bool):
+        return "BOOLEAN_VALUE"
+    if isinstance(value, (int, float)):
+        return "NUMBER_VALUE"
+    return "STRING_VALUE"
+
+
+def _check_type(shape: Shape, value: Any) -> None:
+    """Refuse, as AWS's JSON services do, a value whose JSON type cannot be read as the shape's."""
+    if value is None:
+        return
+    kind = shape.type_name
+
+    def refuse(target: str) -> None:
+        found = _json_kind(value)
+        if found.startswith("Start of"):
+            raise AwsError("SerializationException", f"{found} found where not expected")
+        raise AwsError("SerializationException", f"{found} cannot be converted to {target}")
+
+    if isinstance(shape, StructureShape):
+        if not isinstance(value, dict):
+            refuse("Structure")
+        for name, member in shape.members.items():
+            _check_type(member, value.get(name))
+    elif isinstance(shape, ListShape):
+        if not isinstance(value, list):
+            refuse("List")
+        for item in value:
+            _check_type(shape.member, item)
+    elif isinstance(shape, MapShape):
+        if not isinstance(value, dict):
+            refuse("Map")
+        for item in value.values():
+            _check_type(shape.value, item)
+    elif kind == "string" or kind == "blob":
+        if not isinstance(value, str):
+            refuse("String")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            refuse("Boolean")
+    elif kind in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[kind]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if not (isinstance(value, float) and value.is_integer() and low <= value <= high):
+                refuse(kind.capitalize())
+        elif not low <= value <= high:
+            raise AwsError(
+                "SerializationException", f"NUMBER_VALUE {value} is out of range for {kind.capitalize()}"
+            )
+    elif kind in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            refuse(kind.capitalize())
+    elif kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            refuse("Date")
+
+
+def check_body(operation: OperationModel, body: Any) -> None:
+    """Type-check the JSON body of a request served by moto, and require its required body members.
+
+    Members that travel in the URI, headers or query string are the router's business, not the body's.
+    """
+    shape = operation.input_shape
+    if shape is None:
+        return
+    in_body = {
+        name: member for name, member in shape.members.items() if "location" not in member.serialization
+    }
+    payload = shape.serialization.get("payload")
+    if payload:  # the body is that one member (a blob, or a structure of its own)
+        member = shape.members[payload]
+        if member.type_name == "structure":
+            _check_type(member, body)
+        return
+    if not isinstance(body, dict):
+        raise AwsError("SerializationException", f"{_json_kind(body)} found where not expected")
+    for name, member in in_body.items():
+        _check_type(member, body.get(name))
+    missing = [name for name in shape.required_members if name in in_body and body.get(name) is None]
+    if missing:
+        raise ValidationError(
+            f"{len(missing)} validation error{'s' if len(missing) > 1 else ''} detected: "
+            + "; ".join(
+                f"Value null at '{_member_path('', name)}' failed to satisfy constraint: Member must not be null"
+                for name in missing
+            )
+        )
+
+
+@functools.cache
+def _json_targets() -> dict[str, str]:
+    """X-Amz-Target prefix -> service, for the JSON-RPC services moto serves behind the edge."""
+    return {service_model(name).metadata["targetPrefix"]: name for name in ("logs", "events")}
+
+
+def json_rpc_operation(target: str) -> OperationModel | None:
+    prefix, _, name = target.partition(".")
+    service = _json_targets().get(prefix)
+    if service is None:
+        return None
+    try:
+        return operation_model(service, name)
+    except Exception:  # an unknown operation is moto's to answer
+        return None
+
+
+@functools.cache
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern, str]]:
+    model = service_model(service)
+    routes = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        path = http["requestUri"].split("?")[0]
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path).replace("\\+", "+"))
+        routes.append((http["method"], re.compile(f"^{pattern}/?$"), name))
+    # literal segments before parameters, so /functions/{Name}/code beats /functions/{Name}
+    routes.sort(key=lambda route: -len(route[1].pattern))
+    return routes
+
+
+def rest_json_operation(service: str, method: str, path: str) -> OperationModel | None:
+    """The operation of a REST-JSON service (Lambda, API Gateway) a request is for, from its route."""
+    for route_method, pattern, name in _rest_routes(service):
+        if route_method == method and pattern.match(path):
+            return operation_model(service, name)
+    return None
 
 
 def _member_path(prefix: str, name: str) -> str:

@@ -563,3 +563,144 @@ def test_model_archive_member_that_escapes_fails_the_endpoint(client, bucket, tm
     assert url in described["FailureReason"] and "outside /opt/ml/model" in described["FailureReason"]
     assert not outside.exists()
     sagemaker.delete_endpoint(EndpointName=name)
+
+
+# -- typed requests: wrong JSON types and out-of-range values get AWS's 400s, never a 500 --------------
+def _sagemaker_call(emulator, target: str, body: bytes) -> requests.Response:
+    request = AWSRequest(
+        method="POST",
+        url=emulator.url,
+        data=body,
+        headers={"X-Amz-Target": f"SageMaker.{target}", "Content-Type": "application/x-amz-json-1.1"},
+    )
+    _sign(request, "sagemaker")
+    return _send(request, body)
+
+
+def _training_job(**changes) -> dict:
+    job = {
+        "TrainingJobName": f"typed-{uuid.uuid4().hex[:8]}",
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "s3://sagelocal-tests/typed/output"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m4.xlarge", "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        target = job
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return job
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (b"[1, 2]", "SerializationException", "Start of list found where not expected"),
+        (b'"text"', "SerializationException", "STRING_VALUE cannot be converted to Structure"),
+        (
+            _training_job(ResourceConfig__InstanceCount="one"),
+            "SerializationException",
+            "STRING_VALUE cannot be converted to Integer",
+        ),
+        (
+            _training_job(ResourceConfig__InstanceCount=10**12),
+            "SerializationException",
+            "NUMBER_VALUE 1000000000000 is out of range for Integer",
+        ),
+        (
+            _training_job(StoppingCondition__MaxRuntimeInSeconds=1e30),
+            "SerializationException",
+            "NUMBER_VALUE cannot be converted to Integer",
+        ),
+        (_training_job(RoleArn=["a"]), "SerializationException", "Start of list found where not expected"),
+        (
+            _training_job(HyperParameters={"eta": 0.1}),
+            "SerializationException",
+            "NUMBER_VALUE cannot be converted to String",
+        ),
+        (
+            _training_job(StoppingCondition__MaxRuntimeInSeconds=3_000_000),
+            "ValidationException",
+            "1 validation error detected: Value '3000000' at 'stoppingCondition.maxRuntimeInSeconds' failed to "
+            "satisfy constraint: Member must have value less than or equal to 2419200",
+        ),
+    ],
+    ids=[
+        "array-body",
+        "string-body",
+        "string-for-int",
+        "int-overflow",
+        "huge-float",
+        "list-for-string",
+        "number-in-map",
+        "runtime-over-28-days",
+    ],
+)
+def test_wrongly_typed_request_gets_aws_400(emulator, body, code, message):
+    import json
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = _sagemaker_call(emulator, "CreateTrainingJob", raw)
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"__type": code, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "service", "headers", "body", "status", "code"),
+    [
+        (
+            "POST",
+            "/",
+            "logs",
+            {"X-Amz-Target": "Logs_20140328.CreateLogGroup"},
+            b"[1]",
+            400,
+            "SerializationException",
+        ),
+        (
+            "POST",
+            "/",
+            "logs",
+            {"X-Amz-Target": "Logs_20140328.CreateLogGroup"},
+            b'{"logGroupName": 5}',
+            400,
+            "SerializationException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            "lambda",
+            {},
+            b'{"FunctionName": 5}',
+            400,
+            "InvalidRequestContentException",
+        ),
+        ("POST", "/restapis", "apigateway", {}, b"[1]", 400, "SerializationException"),
+        ("POST", "/restapis", "apigateway", {}, b"{}", 400, "ValidationException"),
+    ],
+    ids=[
+        "logs-array",
+        "logs-number-for-string",
+        "lambda-number-for-string",
+        "apigateway-array",
+        "apigateway-missing-name",
+    ],
+)
+def test_wrongly_typed_requests_to_moto_served_apis_get_aws_400(
+    emulator, method, path, service, headers, body, status, code
+):
+    content_type = "application/x-amz-json-1.1" if "X-Amz-Target" in headers else "application/json"
+    request = AWSRequest(
+        method=method,
+        url=f"{emulator.url}{path}",
+        data=body,
+        headers={**headers, "Content-Type": content_type},
+    )
+    _sign(request, service)
+    answer = _send(request, body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["__type"] == code
+    assert "Traceback" not in answer.text and "Error:" not in answer.json()["message"]

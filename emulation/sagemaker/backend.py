@@ -33,6 +33,10 @@ from emulation.sagemaker.tuning import TuningRun, validate_config
 MAX_TRANSFORM_PAYLOAD_PRODUCT_MB = 100
 
 
+#: The longest a training job may run (28 days), as the service enforces it.
+MAX_TRAINING_RUNTIME_SECONDS = 2419200
+
+
 class SageMakerBackend:
     def __init__(self, config: EmulatorConfig, moto: MotoServices, runner: Runner):
         self.config = config
@@ -101,6 +105,16 @@ class SageMakerBackend:
         if not self.moto.list_objects(S3Location.parse(uri)):
             raise no_s3_objects(uri, self.region, role_arn)
 
+    @staticmethod
+    def check_max_runtime(stopping_condition: dict[str, Any] | None, path: str) -> None:
+        """A training job runs at most 28 days; the model gives no maximum, the service enforces one."""
+        value = (stopping_condition or {}).get("MaxRuntimeInSeconds")
+        if value is not None and value > MAX_TRAINING_RUNTIME_SECONDS:
+            raise ValidationError(
+                f"1 validation error detected: Value '{value}' at '{path}.maxRuntimeInSeconds' failed to satisfy "
+                f"constraint: Member must have value less than or equal to {MAX_TRAINING_RUNTIME_SECONDS}"
+            )
+
     def resolve_image(self, uri: str) -> images.ContainerImage:
         try:
             return images.resolve(uri)
@@ -117,6 +131,7 @@ class SageMakerBackend:
         name = request["TrainingJobName"]
         arn = self.arn("training-job", name)
         algorithm = request["AlgorithmSpecification"]
+        self.check_max_runtime(request.get("StoppingCondition"), "stoppingCondition")
         if "TrainingImage" not in algorithm:
             raise ValidationError(
                 "sagelocal runs training images only; AlgorithmName (marketplace algorithms) is not supported locally."
@@ -328,6 +343,7 @@ class SageMakerBackend:
             )
         self.resolve_image(definition["AlgorithmSpecification"].get("TrainingImage", ""))
         validate_config(request["HyperParameterTuningJobConfig"], definition)
+        self.check_max_runtime(definition.get("StoppingCondition"), "trainingJobDefinition.stoppingCondition")
         for channel in definition.get("InputDataConfig", []):
             self.require_s3_objects(channel["DataSource"]["S3DataSource"]["S3Uri"], definition["RoleArn"])
         arn = self.arn("hyper-parameter-tuning-job", name)
