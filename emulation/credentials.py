@@ -38,6 +38,11 @@ class Principal:
     session_token: str | None = None
     expiration: dt.datetime | None = None
     role_name: str | None = None  # for a role session: the role whose policies apply
+    policy_key_id: str | None = None  # for an IAM user's session: the user's own key (whose policies apply)
+
+    @property
+    def is_root(self) -> bool:
+        return self.arn.endswith(":root")
 
     def expired(self, now: dt.datetime) -> bool:
         return self.expiration is not None and now >= self.expiration
@@ -70,6 +75,7 @@ class CredentialRegistry:
             expiration=now + dt.timedelta(seconds=duration_seconds),
             arn=parent.arn,
             role_name=parent.role_name,
+            policy_key_id=parent.access_key_id,
         )
         with self._lock:
             self._sessions = {k: p for k, p in self._sessions.items() if not p.expired(now)}

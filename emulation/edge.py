@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl
 import botocore.loaders
 from werkzeug.wrappers import Request, Response
 
-from emulation import bodies, sigv2, sigv4
+from emulation import authorization, bodies, sigv2, sigv4
 from emulation.apigateway import is_execute_api_request
 from emulation.apigateway.execute_api import MAX_REQUEST_BYTES as EXECUTE_API_MAX_BYTES
 from emulation.apigateway.execute_api import payload_too_large as execute_api_too_large
@@ -313,15 +313,41 @@ class Edge:
             refused = _check_moto_json_body(environ, destination, claimed.service, body)
             if refused is not None:
                 return refused
-        bodies.hand_on(environ, body)
         environ[PRINCIPAL_ENVIRON_KEY] = principal
         environ[REGION_ENVIRON_KEY] = claimed.region
         if claimed.service == "sts" and destination.handler is None:
-            params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-            params.update(parse_qsl(body.bytes().decode("utf-8", "replace")))
+            params = _query_params(environ, body)
             if params.get("Action") == "GetSessionToken":
                 return get_session_token_response(self.credentials, principal, params)
+        if not principal.is_root and authorization.enforcing():
+            self._authorize(environ, destination, claimed, principal, body)
+        bodies.hand_on(environ, body)
         return None
+
+    def _authorize(self, environ, destination, claimed, principal: Principal, body: bodies.Body) -> None:
+        """Identity-based policies of roles and users, for the actions the emulator can name."""
+        params = None
+        if destination.protocol == QUERY:
+            params = _query_params(environ, body)
+        elif destination.protocol == JSON_RPC and body.size <= bodies.IN_MEMORY_BYTES:
+            try:
+                params = json.loads(body.bytes() or b"{}")
+            except ValueError:
+                params = None
+        elif claimed.service == "lambda":
+            params = _query_args(environ)
+        action = authorization.request_action(
+            environ,
+            claimed.service,
+            region=claimed.region,
+            account_id=self.config.account_id,
+            params=params if isinstance(params, dict) else None,
+        )
+        if action is not None and not authorization.identity_allows(
+            self.config.account_id, principal, action
+        ):
+            _logger.info("denied %s: %s", principal.arn, action)
+            raise Refusal("access_denied", authorization.not_authorized(principal, action))
 
     def _authenticate_legacy_s3(self, environ, destination, claimed, headers, args) -> None:
         """A presigned S3 URL in Signature Version 2 (boto3's default for S3 presigning)."""
@@ -459,6 +485,14 @@ class _Headers:
         if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             return self._environ.get(key) or default
         return self._environ.get(f"HTTP_{key}", default)
+
+
+def _query_params(environ, body: bodies.Body) -> dict[str, str]:
+    """A query-protocol request's parameters: its query string and its form body."""
+    params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if body.size <= bodies.IN_MEMORY_BYTES:
+        params.update(parse_qsl(body.bytes().decode("utf-8", "replace")))
+    return params
 
 
 def _query_args(environ) -> dict[str, str]:

@@ -46,6 +46,7 @@ _API_WORDING = {
     "hash_mismatch": ("InvalidSignatureException", "SignatureDoesNotMatch", _BAD_SIGNATURE),
     "bad_chunk": ("SerializationException", "MalformedInput", None),
     "length_required": ("LengthRequiredException", "MissingContentLength", "Length Required"),
+    "access_denied": ("AccessDeniedException", "AccessDenied", None),
 }
 
 #: kind -> (S3 code, status, message)
@@ -77,6 +78,7 @@ _S3_WORDING = {
     "bad_chunk": ("IncompleteBody", 400, "The request body terminated unexpectedly"),
     "too_large": ("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"),
     "length_required": ("MissingContentLength", 411, "You must provide the Content-Length HTTP header."),
+    "access_denied": ("AccessDenied", 403, None),
 }
 
 

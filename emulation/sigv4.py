@@ -35,7 +35,7 @@ class Refusal(Exception):
     """Why a request is refused before it does anything; :mod:`emulation.refusals` words it per service.
 
     ``kind`` is one of: missing, malformed, unknown_key, bad_signature, skewed, expired_url,
-    wrong_service, wrong_region, bad_token, expired_token, hash_mismatch, too_large,
+    wrong_service, wrong_region, bad_token, expired_token, hash_mismatch, too_large, access_denied,
     length_required, bad_checksum, bad_chunk.
     """
 

@@ -64,6 +64,12 @@ def function_arn(client):
         Code={"ZipFile": _package(SOURCE)},
         Timeout=10,
     )
+    client("lambda").add_permission(
+        FunctionName=FUNCTION,
+        StatementId="api-gateway",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+    )
     yield created["FunctionArn"]
     client("lambda").delete_function(FunctionName=FUNCTION)
 

@@ -310,6 +310,11 @@ def test_assumed_role_credentials_are_accepted_with_their_token_only(emulator, c
     assert (
         _code(lambda c: c.list_buckets(), _client(emulator, "s3", key, secret, token + "x")) == "InvalidToken"
     )
+    # the role has no policies: signed correctly, yet not allowed
+    assert (
+        _code(lambda c: c.list_models(), _client(emulator, "sagemaker", key, secret, token))
+        == "AccessDeniedException"
+    )
 
 
 def test_expired_session_is_refused(in_process_emulator, client):
@@ -704,3 +709,150 @@ def test_wrongly_typed_requests_to_moto_served_apis_get_aws_400(
     assert answer.status_code == status, answer.text
     assert answer.json()["__type"] == code
     assert "Traceback" not in answer.text and "Error:" not in answer.json()["message"]
+
+
+# -- IAM where AWS enforces it at run time --------------------------------------------------------
+def _zip(source: str) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+CALLER_SOURCE = """
+import boto3, botocore.exceptions
+
+def handler(event, context):
+    try:
+        boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=event["endpoint"], Body=b"1,2")
+    except botocore.exceptions.ClientError as error:
+        return {"code": error.response["Error"]["Code"], "message": error.response["Error"]["Message"]}
+    return {"code": "none"}
+"""
+
+
+def _function_with_role(client, name: str, statements: list[dict]) -> str:
+    import json
+
+    iam = client("iam")
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]
+    if statements:
+        iam.put_role_policy(
+            RoleName=role["RoleName"],
+            PolicyName="calls",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        )
+    client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role["Arn"],
+        Handler="app.handler",
+        Code={"ZipFile": _zip(CALLER_SOURCE)},
+        Timeout=30,
+    )
+    return role["RoleName"]
+
+
+def _invoke(client, name: str, payload: dict) -> dict:
+    import json
+
+    answer = client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    return json.loads(answer["Payload"].read())
+
+
+def test_role_without_invoke_endpoint_gets_access_denied_inside_the_function(client):
+    name = f"no-invoke-{uuid.uuid4().hex[:6]}"
+    role = _function_with_role(client, name, [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}])
+    result = _invoke(client, name, {"endpoint": "sentiment"})
+    assert result["code"] == "AccessDeniedException"
+    assert result["message"] == (
+        f"User: arn:aws:sts::000000000000:assumed-role/{role}/{name} is not authorized to perform: "
+        "sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:000000000000:endpoint/sentiment "
+        "because no identity-based policy allows the sagemaker:InvokeEndpoint action"
+    )
+
+
+def test_role_allowed_on_one_endpoint_reaches_that_endpoint_only(client):
+    name = f"one-endpoint-{uuid.uuid4().hex[:6]}"
+    endpoint_arn = "arn:aws:sagemaker:us-east-1:000000000000:endpoint/allowed-endpoint"
+    _function_with_role(
+        client, name, [{"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": endpoint_arn}]
+    )
+    # past the gate: the runtime itself answers (no such endpoint here)
+    assert _invoke(client, name, {"endpoint": "allowed-endpoint"})["code"] == "ValidationError"
+    assert _invoke(client, name, {"endpoint": "other-endpoint"})["code"] == "AccessDeniedException"
+
+
+def test_enforcement_can_be_turned_off(in_process_emulator, client, monkeypatch):
+    name = f"unenforced-{uuid.uuid4().hex[:6]}"
+    _function_with_role(client, name, [])
+    monkeypatch.setenv("SAGELOCAL_ENFORCE_IAM", "0")
+    assert _invoke(client, name, {"endpoint": "anything"})["code"] == "ValidationError"
+
+
+def _api_to(client, function_name: str) -> str:
+    apigw = client("apigateway")
+    api_id = apigw.create_rest_api(name=f"gate-{function_name}")["id"]
+    root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
+    arn = client("lambda").get_function(FunctionName=function_name)["Configuration"]["FunctionArn"]
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=root,
+        httpMethod="POST",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations",
+    )
+    apigw.create_deployment(restApiId=api_id, stageName="prod")
+    return api_id
+
+
+ECHO_SOURCE = 'def handler(event, context):\n    return {"statusCode": 200, "body": "reached"}\n'
+
+
+def test_gateway_without_permission_gets_500_and_a_log_line(in_process_emulator, client, caplog):
+    import logging
+
+    name = f"no-permission-{uuid.uuid4().hex[:6]}"
+    client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")
+    client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=f"arn:aws:iam::000000000000:role/{name}-role",
+        Handler="app.handler",
+        Code={"ZipFile": _zip(ECHO_SOURCE)},
+    )
+    api_id = _api_to(client, name)
+    url = in_process_emulator.execute_api_url(api_id, "prod") + "/"
+    with caplog.at_level(logging.WARNING, logger="sagelocal.apigateway"):
+        refused = requests.post(url, data=b"hi", timeout=30)
+    assert refused.status_code == 500
+    assert refused.json() == {"message": "Internal server error"}
+    assert any(
+        "Invalid permissions on Lambda function" in r.getMessage() and name in r.getMessage()
+        for r in caplog.records
+    )
+
+    lambda_client = client("lambda")
+    account = "000000000000"
+    lambda_client.add_permission(
+        FunctionName=name,
+        StatementId="other-api",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:us-east-1:{account}:someotherapi/*/POST/",
+    )
+    assert requests.post(url, data=b"hi", timeout=30).status_code == 500  # another API's permission
+    lambda_client.add_permission(
+        FunctionName=name,
+        StatementId="this-api",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:us-east-1:{account}:{api_id}/*/POST/",
+    )
+    allowed = requests.post(url, data=b"hi", timeout=30)
+    assert allowed.status_code == 200 and allowed.text == "reached"

@@ -31,6 +31,7 @@ from urllib.parse import quote
 from moto.backends import get_backend
 from werkzeug.wrappers import Request, Response
 
+from emulation import authorization
 from emulation.apigateway import proxy
 from emulation.apigateway.routing import Deployment, Integration, Route
 from emulation.awslambda import LambdaService
@@ -229,6 +230,14 @@ class ExecuteApi:
         goes on until its own timeout, as it does on AWS.
         """
         function_arn = _LAMBDA_URI.match(integration.uri)["function"]
+        if authorization.enforcing() and not self._may_invoke(function_arn, route, api, incoming.http_method):
+            _logger.warning(
+                "Execution failed due to configuration error: Invalid permissions on Lambda function %s "
+                "(its resource policy does not let apigateway.amazonaws.com invoke it from this API; see "
+                "lambda add-permission)",
+                function_arn,
+            )
+            return self._error(API_CONFIGURATION_ERROR, rest_api, incoming)
         event = json.dumps(proxy.build_event(incoming, route, api)).encode()
         trace_id = incoming.header("X-Amzn-Trace-Id")
         answer: Future = Future()
@@ -260,6 +269,19 @@ class ExecuteApi:
             return self._error(INTEGRATION_FAILURE, rest_api, incoming)
         headers += [*_ids(incoming), ("X-Amzn-Trace-Id", trace_id)]
         return Response(body, status=status, headers=headers)
+
+    def _may_invoke(self, function_arn: str, route: Route, api: proxy.ApiContext, method: str) -> bool:
+        """Whether the function's resource policy lets this API's method invoke it, as AWS checks."""
+        region = function_arn.split(":")[3] if function_arn.startswith("arn:") else self.config.region
+        try:
+            policy = json.loads(self.awslambda.moto.backend("lambda", region).get_policy(function_arn))[
+                "Policy"
+            ]
+        except Exception:  # no such function, or no policy at all: nothing allows the gateway
+            return False
+        source = f"arn:aws:execute-api:{self.config.region}:{api.account_id}:{api.api_id}/{api.stage}/{method}{route.resource.path}"
+        action = authorization.Action("lambda:InvokeFunction", function_arn)
+        return authorization.resource_policy_allows(policy, "apigateway.amazonaws.com", action, source)
 
     def _mock(self, incoming: proxy.IncomingRequest, integration: Integration, rest_api) -> Response:
         """A MOCK integration: the request template's statusCode picks the integration response.
