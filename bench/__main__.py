@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import imdb_full_scale, invoke_latency, persistence, tuning, workflow_times
+from bench import gate, imdb_full_scale, invoke_latency, persistence, tuning, workflow_times
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
     "invoke_latency": invoke_latency,
+    "gate": gate,
     "tuning": tuning,
     "persistence": persistence,
     "imdb_full_scale": imdb_full_scale,

@@ -92,7 +92,7 @@ class _Limited:
     def read_exactly(self, size: int) -> bytes:
         parts = []
         while size > 0:
-            data = self.read(min(size, BLOCK))
+            data = self.read(size)
             if not data:
                 raise Refusal("bad_chunk", "The request body terminated unexpectedly")
             parts.append(data)
@@ -124,6 +124,9 @@ def _sink(expected_size: int | None) -> BinaryIO:
 def read(environ: dict, limit: int) -> Body:
     """The whole body, at most ``limit`` bytes (else Refusal ``too_large``, before reading more)."""
     source = _Limited(environ, limit)
+    if source.remaining is not None and source.remaining <= IN_MEMORY_BYTES:  # one read, one hash
+        data = source.read_exactly(source.remaining) if source.remaining else b""
+        return Body(io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())
     sink = _sink(source.remaining)
     digest = hashlib.sha256()
     size = 0

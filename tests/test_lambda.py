@@ -35,6 +35,19 @@ def lam(client):
         client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
     except client("iam").exceptions.EntityAlreadyExistsException:
         pass
+    # What the functions below call with the role's keys: IAM is enforced, as on AWS.
+    client("iam").put_role_policy(
+        RoleName="lambda-role",
+        PolicyName="test-functions",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}
+                ],
+            }
+        ),
+    )
     return client("lambda")
 
 
