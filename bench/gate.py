@@ -53,7 +53,7 @@ def gate_only_samples(edge, url: str, path: str, body: bytes, count: int) -> lis
     for _ in range(count):
         environ = {**template, "wsgi.input": io.BytesIO(body)}
         started = time.perf_counter()
-        refused = edge.admit(environ, edge.destination(environ))
+        refused = edge.gate.admit(environ, edge.destination(environ))
         samples.append((time.perf_counter() - started) * 1000)
         assert refused is None
     return samples
