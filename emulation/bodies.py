@@ -25,13 +25,6 @@ BLOCK = 64 * 1024
 IN_MEMORY_BYTES = 1024 * 1024
 _MAX_CHUNK_HEADER = 4096
 
-#: Trailing checksums S3 accepts that the standard library can compute, by trailer header.
-_CHECKSUMS = {
-    "x-amz-checksum-crc32": lambda: _Crc32(),
-    "x-amz-checksum-sha1": lambda: hashlib.sha1(),
-    "x-amz-checksum-sha256": lambda: hashlib.sha256(),
-}
-
 
 class _Crc32:
     def __init__(self):
@@ -42,6 +35,14 @@ class _Crc32:
 
     def digest(self) -> bytes:
         return self.value.to_bytes(4, "big")
+
+
+#: Trailing checksums S3 accepts that the standard library can compute, by trailer header.
+_CHECKSUMS = {
+    "x-amz-checksum-crc32": _Crc32,
+    "x-amz-checksum-sha1": hashlib.sha1,
+    "x-amz-checksum-sha256": hashlib.sha256,
+}
 
 
 @dataclass

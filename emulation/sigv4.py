@@ -243,13 +243,8 @@ def canonical_request(
             continue
         pairs.append((_uri_encode(key), _uri_encode(value)))
     query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
-    lines = []
-    for name in claimed.signed_headers:
-        values = headers.getlist(name) if hasattr(headers, "getlist") else [headers.get(name)]
-        values = [v for v in values if v is not None]
-        if not values and name == "host":
-            values = [headers.get("Host", "")]
-        lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
+    # A header sent twice arrives joined with "," (WSGI), as SigV4 joins repeated values.
+    lines = [f"{name}:{' '.join((headers.get(name) or '').split())}" for name in claimed.signed_headers]
     return "\n".join(
         [method.upper(), path, query, "\n".join(lines) + "\n", ";".join(claimed.signed_headers), payload_hash]
     )
