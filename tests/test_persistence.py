@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -163,6 +164,22 @@ def create_inventory(emulator: EmulatorProcess, tmp_path: Path) -> dict:
         s3.upload_file(str(path), BUCKET, f"data/{path.stem}/{path.name}")
     s3.put_object(Bucket=BUCKET, Key="notes/hello.txt", Body=b"hello, restart", ContentType="text/plain")
     iam.create_role(RoleName="persisted-role", AssumeRolePolicyDocument='{"Version": "2012-10-17"}')
+    iam.put_role_policy(  # what the function calls with the role's keys (IAM is enforced, as on AWS)
+        RoleName="persisted-role",
+        PolicyName="invoke",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sagemaker:InvokeEndpoint",
+                        "Resource": "arn:aws:sagemaker:us-east-1:000000000000:endpoint/persisted-endpoint",
+                    }
+                ],
+            }
+        ),
+    )
 
     sagemaker.create_training_job(**training_request("persisted-job", f"s3://{BUCKET}/data", rounds=20))
     job = wait_for(
@@ -214,6 +231,13 @@ def create_inventory(emulator: EmulatorProcess, tmp_path: Path) -> dict:
         type="AWS_PROXY",
         integrationHttpMethod="POST",
         uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+    )
+    emulator.client("lambda").add_permission(
+        FunctionName="persisted-predict",
+        StatementId="api",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:us-east-1:000000000000:{api_id}/*/POST/",
     )
     apigateway.create_deployment(restApiId=api_id, stageName="prod")
 
