@@ -24,6 +24,7 @@ from emulation.moto_bridge import S3Location
 from emulation.protocol import AwsError
 from emulation.runners import Runner
 from emulation.sagemaker.state import snapshot, utcnow
+from emulation.sagemaker.training import extract_source
 
 if TYPE_CHECKING:
     from emulation.sagemaker.backend import SageMakerBackend
@@ -63,6 +64,15 @@ def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.Contai
             except EscapeError as error:
                 raise ModelDataError(str(error)) from None
     return image
+
+
+def fetch_serving_code(moto, environment: dict[str, str], job_dir: Path) -> None:
+    """A framework model whose SAGEMAKER_SUBMIT_DIRECTORY is an S3 ``sourcedir.tar.gz`` (the SDK's
+    SKLearnModel does that; PyTorchModel packs ``code/`` into the model instead): unpack it into
+    ``job_dir/code``, where the framework container would download it."""
+    submitted = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submitted.startswith("s3://"):
+        extract_source(moto, submitted, job_dir / "code")
 
 
 class ServingContainer:
@@ -220,6 +230,8 @@ class EndpointHost:
         )
         image = fetch_model(self.backend.moto, model, work_dir / "model")
         environment = dict(model["PrimaryContainer"].get("Environment") or {})
+        fetch_serving_code(self.backend.moto, environment, work_dir)
+        environment.update(self.backend.user_code_aws_environment())
         containers = []
         for _ in range(int(spec.get("InitialInstanceCount", 1))):
             stream = self.backend.moto.log_stream(
