@@ -295,9 +295,11 @@ class TrainingRun:
         timer = threading.Timer(limit, self._exceed_runtime)
         timer.daemon = True
         environment = dict(self.description.get("Environment") or {})
-        if self.script_mode:  # the user's code may call AWS with the job's role, as on AWS
+        if self.script_mode:  # as the platform sets them; the user's code may call AWS with the job's role
             environment.update(
-                self.backend.user_code_aws_environment(), TRAINING_JOB_ARN=self.description["TrainingJobArn"]
+                self.backend.user_code_aws_environment(),
+                TRAINING_JOB_NAME=self.name,
+                TRAINING_JOB_ARN=self.description["TrainingJobArn"],
             )
         with self.backend.lock:
             if self._stop.is_set():

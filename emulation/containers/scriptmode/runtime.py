@@ -130,7 +130,7 @@ class ScriptRuntime:
         config = job_dir / "input" / "config"
         job = training.ScriptJob(
             root=self.container_path(job_dir),
-            job_name=environment.get("TRAINING_JOB_NAME") or job_dir.name,
+            job_name=environment["TRAINING_JOB_NAME"],
             framework=image.framework,
             hyperparameters=_read_json(config / "hyperparameters.json"),
             input_data_config=_read_json(config / "inputdataconfig.json"),
