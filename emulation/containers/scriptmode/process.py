@@ -15,6 +15,7 @@ import ctypes
 import http.client
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -50,6 +51,8 @@ class Launch:
     on_exit: Callable[[ExitStatus, list[str]], None] | None = None
     #: File descriptors to close in this process once the child holds them.
     close_after_start: list[int] = field(default_factory=list)
+    #: Directories to remove once the container ended (its private /tmp).
+    remove_after: list[Path] = field(default_factory=list)
 
 
 def _die_with_owner() -> None:
@@ -117,9 +120,12 @@ class ScriptContainer:
         except Exception as error:  # the emulator's side failed: the container ends, the emulator does not
             self.log(f"sagelocal: the container could not start: {error}")
         finally:
-            if launch is not None and self._process is None:
-                for fd in launch.close_after_start:
-                    os.close(fd)
+            if launch is not None:
+                if self._process is None:
+                    for fd in launch.close_after_start:
+                        os.close(fd)
+                for directory in launch.remove_after:
+                    shutil.rmtree(directory, ignore_errors=True)
             self._exit_status = status
             self._ended.set()
             self._lines.put(None)

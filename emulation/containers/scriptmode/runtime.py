@@ -29,6 +29,7 @@ import os
 import select
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -259,18 +260,22 @@ class ScriptRuntime:
         environment = {**inherited, "HOME": home, "PATH": path, **_IMAGE_ENVIRONMENT, **variables}
         if not self.sandboxed:
             return Launch(command, self.host_path(job_dir, workdir), environment, on_exit=on_exit)
+        # A private /tmp first, so that binds of paths under /tmp (a cache there) sit inside it.
+        private_tmp = Path(tempfile.mkdtemp(prefix="sagelocal-container-tmp-"))
         view = sandbox.Sandbox(
             binds=[
+                sandbox.Bind(private_tmp, "/tmp", writable=True),
                 *sandbox.system_binds(),
                 *self._image_binds(),
                 sandbox.Bind(job_dir, CONTAINER_ROOT, writable=True),
             ],
-            empty=["/tmp"],
             workdir=workdir,
             network=network,
             die_with_parent=True,  # started by the container's owner thread, which outlives it
         )
-        return Launch(view.command(command), job_dir, environment, on_exit=on_exit)
+        return Launch(
+            view.command(command), job_dir, environment, on_exit=on_exit, remove_after=[private_tmp]
+        )
 
     def _image_binds(self) -> list[sandbox.Bind]:
         """What the "image" holds, read-only: the interpreter with its installed packages (the
