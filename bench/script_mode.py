@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(temporary)
         config = EmulatorConfig(port=0, data_dir=work / "data", cache_dir=work / "cache")
         with Emulator(config) as emulator:
-            session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+            session = boto3.Session(
+                aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+            )
             s3 = session.client("s3", endpoint_url=emulator.url)
             sagemaker = session.client("sagemaker", endpoint_url=emulator.url)
             s3.create_bucket(Bucket="bench")
@@ -150,12 +152,24 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [
         ("sandbox (bubblewrap)", "yes" if figures["sandboxed"] else "no", ""),
         ("job statuses", ", ".join(figures["job_statuses"]), f"{2 * RUNS + 2} jobs"),
-        ("script-mode job overhead, median (s)", overhead, f"wall minus the script's own {WORK_SECONDS} s; goal < 0.3"),
+        (
+            "script-mode job overhead, median (s)",
+            overhead,
+            f"wall minus the script's own {WORK_SECONDS} s; goal < 0.3",
+        ),
         ("  running the script yourself (s)", baseline, "subprocess wall minus the script's time, same run"),
         ("  overhead beyond that (s)", overhead - baseline, ""),
-        ("requirements.txt, cold: job overhead (s)", cold_overhead, "first use: pip install into a new environment"),
+        (
+            "requirements.txt, cold: job overhead (s)",
+            cold_overhead,
+            "first use: pip install into a new environment",
+        ),
         ("requirements.txt, warm: job overhead, median (s)", warm, "the cached environment"),
-        ("  cold cost of the environment (s)", cold_overhead - overhead, "cold overhead minus plain overhead"),
+        (
+            "  cold cost of the environment (s)",
+            cold_overhead - overhead,
+            "cold overhead minus plain overhead",
+        ),
         ("  warm cost of the environment (s)", warm - overhead, "warm overhead minus plain overhead"),
     ]
     emit("Script mode: training job overhead and requirements.txt environments", rows, args, figures)
