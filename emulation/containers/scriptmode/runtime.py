@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -259,7 +260,9 @@ class ScriptRuntime:
         path = os.pathsep.join([os.path.dirname(interpreter), os.environ.get("PATH", "/usr/bin:/bin")])
         environment = {**inherited, "HOME": home, "PATH": path, **_IMAGE_ENVIRONMENT, **variables}
         if not self.sandboxed:
-            return Launch(command, self.host_path(job_dir, workdir), environment, on_exit=on_exit)
+            setpriv = shutil.which("setpriv")  # util-linux: SIGKILL it when its owner thread ends
+            wrapped = [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
+            return Launch(wrapped, self.host_path(job_dir, workdir), environment, on_exit=on_exit)
         # A private /tmp first, so that binds of paths under /tmp (a cache there) sit inside it.
         private_tmp = Path(tempfile.mkdtemp(prefix="sagelocal-container-tmp-"))
         view = sandbox.Sandbox(
