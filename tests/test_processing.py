@@ -10,6 +10,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from response_shapes import check_responses
 
 from emulation import sandbox
 from workflows.target import TargetSettings, open_target
@@ -41,6 +42,7 @@ SPLIT_SCRIPT = """
 @pytest.fixture(scope="module")
 def target(emulator):
     with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as opened:
+        check_responses(opened.boto_session)  # every SageMaker answer must fit botocore's output shape
         yield opened
 
 

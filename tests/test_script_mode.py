@@ -15,6 +15,7 @@ import uuid
 
 import numpy as np
 import pytest
+from response_shapes import check_responses
 
 from emulation import sandbox
 from workflows.datasets import boston as boston_data
@@ -28,6 +29,7 @@ INSTANCE = "ml.m5.xlarge"
 @pytest.fixture(scope="module")
 def target(emulator):
     with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as opened:
+        check_responses(opened.boto_session)  # every SageMaker answer must fit botocore's output shape
         yield opened
 
 
