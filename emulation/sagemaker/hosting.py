@@ -24,7 +24,7 @@ from emulation.moto_bridge import S3Location
 from emulation.protocol import AwsError
 from emulation.runners import Runner
 from emulation.sagemaker.state import snapshot, utcnow
-from emulation.sagemaker.training import extract_source
+from emulation.sagemaker.training import SourceNotFound, extract_source
 
 if TYPE_CHECKING:
     from emulation.sagemaker.backend import SageMakerBackend
@@ -197,7 +197,9 @@ class EndpointHost:
                 variant.stop()
             reason = (
                 str(error)
-                if isinstance(error, (ModelDataError, images.UnsupportedImage, AwsError))
+                if isinstance(
+                    error, (ModelDataError, images.UnsupportedImage, AwsError, SourceNotFound, EscapeError)
+                )
                 else (
                     f"The primary container for production variant {spec['VariantName']} did not pass the ping health "
                     f"check. Please check CloudWatch logs for this endpoint. ({error})"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emulation.containers.images import ContainerImage
-from emulation.containers.scriptmode.training import decode_hyperparameters
+from emulation.containers.scriptmode.training import decode_hyperparameters, runs_user_script
 from emulation.containment import EscapeError, contained, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
@@ -99,9 +99,7 @@ class TrainingRun:
         }
         if image.framework == "xgboost":
             algorithm.setdefault("MetricDefinitions", [dict(d) for d in xgboost_metric_definitions()])
-        self.script_mode = image.always_script_mode or "sagemaker_program" in request.get(
-            "HyperParameters", {}
-        )
+        self.script_mode = runs_user_script(image, request.get("HyperParameters", {}))
         self._patterns = metric_patterns(algorithm.get("MetricDefinitions", []))
         self._metric_counts: dict[str, int] = {}
         self.description: dict[str, Any] = {
@@ -229,7 +227,7 @@ class TrainingRun:
                 "Training job completed",
                 ModelArtifacts={"S3ModelArtifacts": artifact},
             )
-        except (EscapeError, FileNotFoundError) as error:
+        except (EscapeError, SourceNotFound) as error:
             self._finish("Failed", "Failed", "Training job failed", FailureReason=f"ClientError: {error}")
         except Exception as error:  # the emulator's own failure still ends the job, never the emulator
             self._finish(
@@ -389,6 +387,10 @@ def resource_config(resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class SourceNotFound(Exception):
+    """The sourcedir.tar.gz a script-mode job or model names is not in S3."""
+
+
 def extract_source(moto, uri: str, destination: Path) -> None:
     """Unpack the SDK's ``sourcedir.tar.gz`` (sagemaker_submit_directory, SAGEMAKER_SUBMIT_DIRECTORY)
     into ``destination``, the container's /opt/ml/code. On AWS the framework container fetches it
@@ -396,7 +398,7 @@ def extract_source(moto, uri: str, destination: Path) -> None:
     location = S3Location.parse(uri)
     data = moto.get_object(location)
     if data is None:
-        raise FileNotFoundError(f"the source directory {uri} does not exist")
+        raise SourceNotFound(f"The source directory {uri} does not exist.")
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
         extract_tar(archive, destination, what=f"The source directory {uri}", shown_as="/opt/ml/code")

@@ -79,7 +79,7 @@ class ScriptRuntime:
         if mode == "serve":
             return "SAGEMAKER_PROGRAM" in environment
         hyperparameters = job_dir / "input" / "config" / "hyperparameters.json"
-        return hyperparameters.is_file() and "sagemaker_program" in _read_json(hyperparameters)
+        return hyperparameters.is_file() and training.runs_user_script(image, _read_json(hyperparameters))
 
     @property
     def sandboxed(self) -> bool:

@@ -17,6 +17,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from emulation.containers.images import ContainerImage
+
 #: Hyperparameters the SDK adds for the container itself; they are not the script's arguments.
 SAGEMAKER_HYPERPARAMETERS = (
     "sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
@@ -36,6 +38,12 @@ _PYTHON_ERRORS = tuple(
     if isinstance(value, type) and issubclass(value, BaseException)
 )
 MAX_FAILURE_REASON = 1024
+
+
+def runs_user_script(image: ContainerImage, hyperparameters: dict[str, str]) -> bool:
+    """Whether a training job runs the user's script: always on a framework image, on the XGBoost
+    image when the SDK's XGBoost estimator named one (otherwise it is the built-in algorithm)."""
+    return image.always_script_mode or "sagemaker_program" in hyperparameters
 
 
 def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
