@@ -856,3 +856,44 @@ def test_gateway_without_permission_gets_500_and_a_log_line(in_process_emulator,
     )
     allowed = requests.post(url, data=b"hi", timeout=30)
     assert allowed.status_code == 200 and allowed.text == "reached"
+
+
+# (service, method, path, headers, signed body, the error code it answers with) for the altered-body matrix
+TAMPERING = {
+    "iam": ("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"}, b"Action=ListRoles&Version=2010-05-08", "SignatureDoesNotMatch"),
+    "sts": ("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"}, b"Action=GetCallerIdentity&Version=2011-06-15", "SignatureDoesNotMatch"),
+    "logs": ("POST", "/", {"X-Amz-Target": "Logs_20140328.DescribeLogGroups", "Content-Type": "application/x-amz-json-1.1"}, b"{}", "InvalidSignatureException"),
+    "apigateway": ("POST", "/restapis", {"Content-Type": "application/json"}, b'{"name": "harmless"}', "InvalidSignatureException"),
+    "lambda": ("POST", "/2015-03-31/functions/no-such-function/invocations", {}, b"{}", "InvalidSignatureException"),
+    "sagemaker": ("POST", "/", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"}, b"{}", "InvalidSignatureException"),
+    "sagemaker-runtime": ("POST", "/endpoints/no-such-endpoint/invocations", {"Content-Type": "text/csv"}, b"1,2", "InvalidSignatureException"),
+}  # fmt: skip
+
+
+def _error_code(answer: requests.Response) -> str:
+    if "x-amzn-ErrorType" in answer.headers:
+        return answer.headers["x-amzn-ErrorType"].split(":")[0]
+    return answer.text.split("<Code>", 1)[1].split("</Code>", 1)[0]
+
+
+@pytest.mark.parametrize("smuggle", [False, True], ids=["altered-body", "smuggled-hash"])
+@pytest.mark.parametrize("service", list(TAMPERING))
+def test_tampered_body_is_refused_by_every_service(emulator, service, smuggle):
+    """Sign one body, send another: with the signed body's hash declared in X-Amz-Content-SHA256
+    (smuggled) or not (altered). Either way the signature is checked against what arrived."""
+    method, path, headers, body, code = TAMPERING[service]
+    headers = dict(headers)
+    if smuggle:
+        headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
+    request = AWSRequest(method=method, url=f"{emulator.url}{path}", data=body, headers=headers)
+    _sign(request, "sagemaker" if service == "sagemaker-runtime" else service)
+    tampered = (
+        body.replace(b"{}", b'{"x": 1}')
+        if b"{}" in body
+        else body + b"&Tampered=1"
+        if b"=" in body
+        else body + b",3"
+    )
+    answer = _send(request, tampered)
+    assert answer.status_code in (400, 403), answer.text
+    assert _error_code(answer) == code
