@@ -171,19 +171,19 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def drop_capabilities() -> None:
-    """For ``Popen(preexec_fn=...)`` without a sandbox: the program gets no capabilities, even as root.
+def without_capabilities(argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` with no capabilities, for a program run without a sandbox.
 
-    Empties the capability bounding set, so that root's programs obey file modes (no
-    CAP_DAC_OVERRIDE) as an unprivileged user does. Without CAP_SETPCAP (an unprivileged user)
-    there is nothing to drop and nothing happens.
+    For root, through util-linux's ``setpriv`` with empty bounding and inheritable sets: the program
+    then obeys file modes (no CAP_DAC_OVERRIDE) as an unprivileged user does. Other users have no
+    capabilities to drop, and get ``argv`` as it is.
     """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop = 24
-    for capability in range(64):
-        if (
-            libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0 and ctypes.get_errno() != 22
-        ):  # EINVAL: no such cap
-            return
+    if os.getuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        _logger.warning(
+            "setpriv (util-linux) is missing: programs run without a sandbox keep root's capabilities"
+        )
+        return list(argv)
+    return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", *argv]

@@ -20,12 +20,15 @@ from botocore.config import Config
 ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
 
 
-def package(files: dict[str, str]) -> bytes:
-    """A deployment package (.zip) from {path: source}."""
+def package(files: dict[str, str], modes: dict[str, int] | None = None) -> bytes:
+    """A deployment package (.zip) from {path: source}; files are 0644 (Lambda needs them world-readable)
+    unless ``modes`` says otherwise."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, source in files.items():
-            archive.writestr(name, textwrap.dedent(source))
+            entry = zipfile.ZipInfo(name)
+            entry.external_attr = (0o100000 | (modes or {}).get(name, 0o644)) << 16
+            archive.writestr(entry, textwrap.dedent(source))
     return buffer.getvalue()
 
 
@@ -56,7 +59,9 @@ def make_function(lam, request):
     """``make_function(source, **config)``: a python3.12 function named after the test, handler app.handler."""
     names = []
 
-    def make(source: str | dict[str, str], *, handler: str = "app.handler", **config) -> str:
+    def make(
+        source: str | dict[str, str], *, handler: str = "app.handler", modes: dict[str, int] | None = None, **config
+    ) -> str:
         name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
         files = {"app.py": source} if isinstance(source, str) else source
         lam.create_function(
@@ -64,10 +69,11 @@ def make_function(lam, request):
             Runtime=config.pop("Runtime", "python3.12"),
             Role=ROLE_ARN,
             Handler=handler,
-            Code={"ZipFile": package(files)},
+            Code={"ZipFile": package(files, modes)},
             **config,
         )
         names.append(name)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
         return name
 
     yield make
@@ -171,13 +177,15 @@ def test_packaged_dependencies_are_importable(lam, make_function):
     assert invoke(lam, name, {"word": "hi"})[1] == "HI!"
 
 
-SLEEPER = """
-import os
+#: Each execution environment imports the handler once: this id names the environment.
+ENVIRONMENT_ID = "import uuid\nENVIRONMENT = uuid.uuid4().hex\n"
+
+SLEEPER = ENVIRONMENT_ID + """
 import time
 
 def handler(event, context):
     time.sleep(event.get("sleep", 0))
-    return os.getpid()
+    return ENVIRONMENT
 """
 
 
@@ -201,17 +209,16 @@ def test_timeout_kills_the_environment_and_the_next_call_gets_a_fresh_one(lam, m
 
 def test_warm_invocations_reuse_the_environment(lam, make_function):
     name = make_function(
-        """
-        import os
+        ENVIRONMENT_ID
+        + """
+calls = 0
 
-        calls = 0
-
-        def handler(event, context):
-            global calls
-            calls += 1
-            print("call", calls)
-            return {"calls": calls, "pid": os.getpid()}
-        """
+def handler(event, context):
+    global calls
+    calls += 1
+    print("call", calls)
+    return {"calls": calls, "pid": ENVIRONMENT}
+"""
     )
     answers = [invoke(lam, name, LogType="Tail") for _ in range(3)]
     assert [payload["calls"] for _, payload in answers] == [1, 2, 3]
@@ -231,12 +238,12 @@ def test_warm_invocations_reuse_the_environment(lam, make_function):
 
 
 def test_code_update_starts_a_fresh_environment(lam, make_function):
-    name = make_function("import os\n\ndef handler(event, context):\n    return ['v1', os.getpid()]\n")
+    name = make_function(ENVIRONMENT_ID + "def handler(event, context):\n    return ['v1', ENVIRONMENT]\n")
     _, (version, pid) = invoke(lam, name)
     lam.update_function_code(
         FunctionName=name,
         ZipFile=package(
-            {"app.py": "import os\n\ndef handler(event, context):\n    return ['v2', os.getpid()]\n"}
+            {"app.py": ENVIRONMENT_ID + "def handler(event, context):\n    return ['v2', ENVIRONMENT]\n"}
         ),
     )
     _, (new_version, new_pid) = invoke(lam, name)

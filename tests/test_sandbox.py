@@ -137,5 +137,5 @@ def test_without_capabilities_root_obeys_file_modes(tmp_path):
     os.chmod(private, 0o600)
     read = [sys.executable, "-I", "-S", "-c", f"print(open({str(private)!r}).read())"]
     assert subprocess.run(read, capture_output=True, text=True).stdout.strip() == "not yours"
-    dropped = subprocess.run(read, capture_output=True, text=True, preexec_fn=sandbox.drop_capabilities)
+    dropped = subprocess.run(sandbox.without_capabilities(read), capture_output=True, text=True)
     assert "PermissionError" in dropped.stderr
