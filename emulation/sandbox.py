@@ -5,7 +5,8 @@ environment; a SageMaker container sees its job directory at /opt/ml. Neither se
 processes or the emulator's secrets. :class:`Sandbox` describes such a view, and
 :meth:`Sandbox.command` turns it into the ``bwrap`` command line that runs a program inside it: new
 user, PID, IPC, UTS and cgroup namespaces, its own network namespace unless asked otherwise (with
-only a loopback interface), no capabilities, and only the bound paths in its file system. The
+only a loopback interface), no capabilities, and only the bound paths in its file system, writable
+only where a bind says so. The
 process dies with the one that started it if asked.
 
 Where bubblewrap cannot run (macOS, most containers without user namespaces) :func:`available` is
@@ -82,7 +83,9 @@ class Sandbox:
             command += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
         for path in self.empty:
             command += ["--tmpfs", path]
-        command += ["--chdir", self.workdir, "--", *argv]
+        # The root itself (bwrap's scratch tmpfs, holding the mount points) is read-only too: the
+        # program writes only where a writable bind (or an ``empty`` directory) lets it.
+        command += ["--remount-ro", "/", "--chdir", self.workdir, "--", *argv]
         return command
 
 

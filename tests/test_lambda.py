@@ -61,7 +61,11 @@ def make_function(lam, request):
     names = []
 
     def make(
-        source: str | dict[str, str], *, handler: str = "app.handler", modes: dict[str, int] | None = None, **config
+        source: str | dict[str, str],
+        *,
+        handler: str = "app.handler",
+        modes: dict[str, int] | None = None,
+        **config,
     ) -> str:
         name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
         files = {"app.py": source} if isinstance(source, str) else source
@@ -181,13 +185,16 @@ def test_packaged_dependencies_are_importable(lam, make_function):
 #: Each execution environment imports the handler once: this id names the environment.
 ENVIRONMENT_ID = "import uuid\nENVIRONMENT = uuid.uuid4().hex\n"
 
-SLEEPER = ENVIRONMENT_ID + """
+SLEEPER = (
+    ENVIRONMENT_ID
+    + """
 import time
 
 def handler(event, context):
     time.sleep(event.get("sleep", 0))
     return ENVIRONMENT
 """
+)
 
 
 def test_timeout_kills_the_environment_and_the_next_call_gets_a_fresh_one(lam, make_function):
@@ -528,7 +535,11 @@ done
 
 def custom_function(make_function, bootstrap: str, **config) -> str:
     return make_function(
-        {"bootstrap": bootstrap}, handler="unused", modes={"bootstrap": 0o755}, Runtime="provided.al2023", **config
+        {"bootstrap": bootstrap},
+        handler="unused",
+        modes={"bootstrap": 0o755},
+        Runtime="provided.al2023",
+        **config,
     )
 
 
@@ -598,12 +609,20 @@ def test_runtime_api_contract(lam, make_function):
     request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     headers = report["headers"]
     assert headers["Lambda-Runtime-Aws-Request-Id"] == request_id
-    assert headers["Lambda-Runtime-Invoked-Function-Arn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    assert (
+        headers["Lambda-Runtime-Invoked-Function-Arn"]
+        == f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    )
     assert started_ms + 4000 <= int(headers["Lambda-Runtime-Deadline-Ms"]) <= int(time.time() * 1000) + 5000
-    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", headers["Lambda-Runtime-Trace-Id"])
+    assert re.fullmatch(
+        r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", headers["Lambda-Runtime-Trace-Id"]
+    )
     assert json.loads(headers["Lambda-Runtime-Client-Context"]) == {"custom": {"user": "ada"}}
     assert report["event"] == {"k": "v"}
-    assert report["wrong_id"] == [400, '{"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}']
+    assert report["wrong_id"] == [
+        400,
+        '{"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}',
+    ]
     assert report["next_while_running"][0] == report["init_error_after_init"][0] == 403
     assert json.loads(report["next_while_running"][1])["errorType"] == "InvalidStateTransition"
     assert report["last_oversized"] is None
@@ -625,7 +644,9 @@ def test_runtime_api_contract(lam, make_function):
 
 def test_custom_runtime_init_error(lam, make_function):
     name = custom_function(
-        make_function, PROBE_BOOTSTRAP.format(python=sys.executable), Environment={"Variables": {"FAIL_INIT": "1"}}
+        make_function,
+        PROBE_BOOTSTRAP.format(python=sys.executable),
+        Environment={"Variables": {"FAIL_INIT": "1"}},
     )
     answer, payload = invoke(lam, name, LogType="Tail")
     assert answer["FunctionError"] == "Unhandled"

@@ -288,6 +288,12 @@ class LambdaService:
             log_result=tail,
         )
 
+    def live_workers(self) -> list[tuple[str, int]]:
+        """(function name, process id) of every running execution environment, idle or busy."""
+        with self._lock:
+            environments = list(self._environments)
+        return [(env.spec.name, env.pid) for env in environments if env.alive]
+
     def shutdown(self) -> None:
         """Stop every environment; invocations in flight end as crashed (Runtime.ExitError)."""
         self._stopped.set()

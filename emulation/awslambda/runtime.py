@@ -417,6 +417,11 @@ class ExecutionEnvironment:
             pass
 
     @property
+    def pid(self) -> int:
+        """The worker's process (bwrap's, in a sandbox): killing its group ends the environment."""
+        return self._process.pid
+
+    @property
     def alive(self) -> bool:
         return not self._closed and self._process.poll() is None
 
