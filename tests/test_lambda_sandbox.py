@@ -15,7 +15,9 @@ from pathlib import Path
 import boto3
 import botocore.exceptions
 import pytest
-from test_lambda import ROLE_ARN, invoke, lam, make_function, package  # noqa: F401 (fixtures)
+from conftest import LAMBDA_ROLE_ARN as ROLE_ARN
+from conftest import lambda_package as package
+from test_lambda import invoke
 
 from emulation import Emulator, EmulatorConfig, sandbox
 
