@@ -103,6 +103,23 @@ def test_function_writes_only_its_own_tmp(lam, make_function, in_process_emulato
     assert attempt(lam, second, tmp="os.path.exists('/tmp/mine')")["tmp"] == ["ok", False]
 
 
+@needs_sandbox
+def test_function_runs_as_aws_sandbox_user(lam, make_function):
+    name = make_function(PROBE)
+    result = attempt(
+        lam,
+        name,
+        ids="[os.getuid(), os.getgid()]",
+        user="__import__('pwd').getpwuid(os.getuid()).pw_name",
+        home="os.path.expanduser('~')",
+    )
+    assert result == {
+        "ids": ["ok", [993, 990]],
+        "user": ["ok", "sbx_user1051"],
+        "home": ["ok", "/home/sbx_user1051"],
+    }
+
+
 # -- strictness: world-readable packages ---------------------------------------------------------------
 READER = """
 def handler(event, context):

@@ -147,8 +147,9 @@ class LambdaService:
 
         def app(environ, start_response):
             match = _FUNCTIONS_PATH.match(environ.get("PATH_INFO", ""))
-            scope = sigv4.credential_scope(environ.get("HTTP_AUTHORIZATION"))
-            if match is None or scope is None or scope[0] != "lambda":
+            request = Request(environ) if match else None
+            scope = sigv4.scope_of(request.headers, request.args) if request else None
+            if scope is None or scope[0] != "lambda":
                 return moto_app(environ, start_response)
             self._activate_due()
             method, region = environ["REQUEST_METHOD"], scope[1]

@@ -68,8 +68,13 @@ RUNTIME_MODULES = (
 INIT_LIMIT_SECONDS = 10.0
 #: Where things are inside the sandbox, as on AWS (the worker plays the part of AWS's /var/rapid).
 TASK_ROOT, RUNTIME_ROOT, WORKER_INSIDE = "/var/task", "/var/runtime", "/var/rapid/init.py"
-#: The user and group ids AWS runs functions as (sbx_user1051).
+#: The user AWS runs functions as, and the account files that name it (libraries that look up the
+#: home directory, such as ``os.path.expanduser``, need an entry for the user).
 FUNCTION_UID, FUNCTION_GID = 993, 990
+ACCOUNT_FILES = {
+    "passwd": f"root:x:0:0:root:/root:/bin/bash\nsbx_user1051:x:{FUNCTION_UID}:{FUNCTION_GID}::/home/sbx_user1051:/sbin/nologin\n",
+    "group": f"root:x:0:\nsbx_user1051:x:{FUNCTION_GID}:\n",
+}
 _WORKER = Path(__file__).with_name("worker.py").resolve()
 
 
@@ -281,6 +286,8 @@ class EnvironmentFactory:
         if not self.sandboxed:
             sandbox.warn_unavailable("Lambda functions")
         (self.private_dir / "environments").mkdir(mode=0o700, exist_ok=True)
+        for name, text in ACCOUNT_FILES.items():
+            (self.private_dir / name).write_text(text)
 
     def make(
         self, spec: FunctionSpec, code: bytes, credentials: RoleCredentials, endpoint_url: str
@@ -323,8 +330,7 @@ class EnvironmentFactory:
             remove_tree(home)
             raise
 
-    @staticmethod
-    def _view(task: Path, tmp: Path) -> sandbox.Sandbox:
+    def _view(self, task: Path, tmp: Path) -> sandbox.Sandbox:
         """The interpreter without its site-packages; the runtime's modules, each bound into /var/runtime."""
         interpreter, hidden = sandbox.python_binds()
         runtime = [sandbox.Bind(source, f"{RUNTIME_ROOT}/{source.name}") for source in _runtime_sources()]
@@ -336,6 +342,7 @@ class EnvironmentFactory:
                 *runtime,
                 sandbox.Bind(_WORKER, WORKER_INSIDE),
                 sandbox.Bind(tmp, "/tmp", writable=True),
+                *(sandbox.Bind(self.private_dir / name, f"/etc/{name}") for name in ACCOUNT_FILES),
             ],
             empty=hidden,
             workdir=TASK_ROOT,
