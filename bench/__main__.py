@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import gate, imdb_full_scale, invoke_latency, persistence, script_mode, tuning, workflow_times
+from bench import (
+    gate,
+    imdb_full_scale,
+    invoke_latency,
+    lambda_latency,
+    persistence,
+    script_mode,
+    tuning,
+    workflow_times,
+)
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
     "invoke_latency": invoke_latency,
     "gate": gate,
+    "lambda_latency": lambda_latency,
     "tuning": tuning,
     "persistence": persistence,
     "script_mode": script_mode,

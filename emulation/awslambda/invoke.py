@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -132,6 +133,12 @@ class LambdaService:
     @functools.cached_property
     def _factory(self) -> EnvironmentFactory:
         """Made on first use: it probes for the sandbox and makes the private directory."""
+        if sys.platform != "linux":
+            raise AwsError(
+                "ServiceException",
+                "sagelocal runs Lambda functions on Linux only (elsewhere, run the emulator with docker compose).",
+                status=500,
+            )
         return EnvironmentFactory(
             self.config.data_dir / "lambda", strict_permissions=self.config.lambda_strict_permissions
         )
