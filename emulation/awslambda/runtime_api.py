@@ -59,7 +59,6 @@ class Answer:
 
     payload: bytes
     error_type: str | None = None  # None for a result
-    init_error: bool = False
 
 
 def platform_error(error_type: str, message: str) -> bytes:
@@ -109,15 +108,9 @@ class RuntimeApi:
 
     # -- the endpoints ------------------------------------------------------------------------------
     def _handle_connection(self, connection: socket.socket) -> None:
-        api = self
+        _Handler(connection, ("127.0.0.1", 0), self)  # serves the connection's requests until it closes
 
-        class Handler(_Handler):
-            def route(self):
-                return api._route(self)
-
-        Handler(connection, ("127.0.0.1", 0), None)
-
-    def _route(self, request: _Handler) -> None:
+    def route(self, request: _Handler) -> None:
         path = request.path
         if not path.startswith(PREFIX + "/"):
             return request.reply(404, {"errorMessage": "Not Found", "errorType": "NotFound"})
@@ -181,7 +174,7 @@ class RuntimeApi:
                     "Function.ResponseSizeTooLarge",
                 )
             elif error:
-                answer = Answer(body, _error_type(request.headers.get(ERROR_TYPE_HEADER), body), init_error)
+                answer = Answer(body, _error_type(request.headers.get(ERROR_TYPE_HEADER), body))
             else:
                 answer = Answer(body)
             self.answer = answer
@@ -217,7 +210,7 @@ def _error_type(header: str | None, body: bytes) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive over one accepted connection; ``route`` answers each request."""
+    """HTTP/1.1 with keep-alive over one accepted connection; the RuntimeApi (its "server") answers each request."""
 
     protocol_version = "HTTP/1.1"
 
@@ -225,10 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         disable_nagle(self.connection)
 
-    def route(self) -> None:
-        raise NotImplementedError
+    def _route(self) -> None:
+        self.server.route(self)
 
-    do_GET = do_POST = do_PUT = do_DELETE = lambda self: self.route()  # noqa: E731
+    do_GET = do_POST = do_PUT = do_DELETE = _route
 
     def read_body(self, limit: int) -> tuple[bytes, int]:
         """(up to ``limit`` + 1 bytes of the body, its full size); the rest is read and dropped."""
