@@ -174,6 +174,25 @@ def private_directory(path: Path) -> Path:
     return path
 
 
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree, also one whose modes deny its owner (e.g. a package unpacked with only
+    its world permissions, which a sandboxed program got to see as on the cloud)."""
+
+    def open_up(directory: str) -> None:  # top-down: a directory must be opened before it is listed
+        try:
+            os.chmod(directory, 0o700)
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                open_up(entry.path)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        open_up(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def without_capabilities(argv: Sequence[str]) -> list[str]:
     """The command line that runs ``argv`` with no capabilities, for a program run without a sandbox.
 

@@ -187,24 +187,12 @@ def unpack(code: bytes, target: Path, *, strict_permissions: bool) -> None:
         os.chmod(staging, 0o555 if strict_permissions else 0o755)
         staging.rename(target)
     except BaseException:
-        remove_tree(staging)
+        sandbox.remove_tree(staging)
         raise
 
 
 def _others_only(mode: int) -> int:
     return (mode & 0o7) * 0o111
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a directory tree, also one whose modes deny its owner (an unpacked strict package)."""
-    if not path.exists():
-        return
-    for directory in [path, *(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink())]:
-        try:
-            os.chmod(directory, 0o700)
-        except OSError:
-            pass
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def cached_task_root(private_dir: Path, code: bytes, *, strict_permissions: bool) -> Path:
@@ -327,7 +315,7 @@ class EnvironmentFactory:
             environment["TMPDIR"] = str(home / "tmp")
             return ExecutionEnvironment(spec, environment, home, log_stream, view=None, edge=None)
         except BaseException:
-            remove_tree(home)
+            sandbox.remove_tree(home)
             raise
 
     def _view(self, task: Path, tmp: Path) -> sandbox.Sandbox:
@@ -588,7 +576,7 @@ class ExecutionEnvironment:
         for fd in (self._wake_r, self._wake_w, self._log_r, self._exited_fd):
             os.close(fd)
         self._control.close()
-        remove_tree(self._home)
+        sandbox.remove_tree(self._home)
 
 
 def _drain(fd: int) -> None:
