@@ -269,3 +269,10 @@ def test_idle_workers_are_reclaimed(relaxed):
         assert worker_pids(emulator, name) == [] and gone(pid)
     finally:
         client.delete_function(FunctionName=name)
+
+
+def test_a_function_restored_while_pending_becomes_active(lam, make_function, in_process_emulator):
+    """A snapshot taken while a function was Pending must not leave it Pending forever after a restart."""
+    name = make_function(READER)
+    in_process_emulator.moto.backend("lambda", "us-east-1").get_function(name).state = "Pending"
+    assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"

@@ -158,8 +158,8 @@ class LambdaService:
             scope = sigv4.scope_of(request.headers, request.args) if request else None
             if scope is None or scope[0] != "lambda":
                 return moto_app(environ, start_response)
-            self._activate_due()
             method, region = environ["REQUEST_METHOD"], scope[1]
+            self._activate_due(region, unquote(match["name"]) if match["name"] else None)
             captured: list = []
             body = b"".join(
                 moto_app(environ, lambda status, headers, *exc: captured.extend([status, headers]))
@@ -195,12 +195,21 @@ class LambdaService:
         )
         return json.dumps(configuration).encode()
 
-    def _activate_due(self) -> None:
+    def _activate_due(self, region: str | None = None, function_name: str | None = None) -> None:
+        """Make Active the functions whose moment has passed, and a named function Pending for no
+        reason this emulator knows (restored from a snapshot taken while it was Pending)."""
         now = time.monotonic()
         with self._lock:
             due = [function for function, at in self._pending.values() if at <= now]
             for function in due:
                 del self._pending[id(function)]
+            if function_name is not None:
+                try:
+                    named = self.moto.backend("lambda", region).get_function(function_name)
+                except LambdaClientError:
+                    named = None
+                if named is not None and named.state == "Pending" and id(named) not in self._pending:
+                    due.append(named)
         for function in due:
             function.state = "Active"
 
@@ -349,7 +358,7 @@ class LambdaService:
                 f"which runs python3.x and {' and '.join(CUSTOM_RUNTIMES)} functions from .zip packages.",
                 status=502,
             )
-        self._activate_due()
+        self._activate_due(region, name)
         if function.state != "Active":
             raise AwsError(
                 "ResourceConflictException",
