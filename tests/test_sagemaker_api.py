@@ -775,3 +775,154 @@ def test_training_metrics_reach_cloudwatch_for_the_sdk_analytics(client, trained
         Statistics=["Average"],
     )["Datapoints"]
     assert datapoints and all(2.0 < point["Average"] < 30.0 for point in datapoints)
+
+
+# -- other input formats through the service -----------------------------------------------------
+
+
+def _upload(client, uri: str, body: bytes) -> None:
+    bucket, key = uri[5:].split("/", 1)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _libsvm(labels, features) -> bytes:
+    lines = [
+        f"{label:g} " + " ".join(f"{index}:{value:g}" for index, value in enumerate(row) if value != 0)
+        for label, row in zip(labels, features, strict=True)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _recordio(labels, features) -> bytes:
+    from sagemaker.amazon.common import write_numpy_to_dense_tensor
+
+    buffer = io.BytesIO()
+    write_numpy_to_dense_tensor(
+        buffer, np.asarray(features, dtype="float32"), np.asarray(labels, dtype="float32")
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encode"), [("text/libsvm", _libsvm), ("application/x-recordio-protobuf", _recordio)]
+)
+def test_training_on_libsvm_and_recordio_channels(client, data, content_type, encode):
+    """The same Boston split in another format trains a model of the same quality as from CSV."""
+    split, data_uri = data
+    prefix = f"{data_uri}/{unique('format')}"
+    _upload(client, f"{prefix}/train/train", encode(split.Y_train.values, split.X_train.values))
+    _upload(client, f"{prefix}/validation/validation", encode(split.Y_val.values, split.X_val.values))
+    request = training_request(unique("job"), prefix)
+    for channel in request["InputDataConfig"]:
+        channel["ContentType"] = content_type
+    sagemaker = client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for(
+        lambda: sagemaker.describe_training_job(TrainingJobName=request["TrainingJobName"]),
+        "TrainingJobStatus",
+    )
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    metrics = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert 2.0 < metrics["validation:rmse"] < 8.0
+
+
+# -- crash isolation ----------------------------------------------------------------------------
+
+
+def serving_processes() -> set:
+    """This process's descendants that listen on a TCP port: the serving containers."""
+    import psutil
+
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if any(c.status == psutil.CONN_LISTEN for c in process.net_connections(kind="tcp")):
+                found.add(process)
+        except psutil.Error:  # it ended meanwhile
+            continue
+    return found
+
+
+def test_a_dead_endpoint_process_harms_neither_the_emulator_nor_other_endpoints(
+    in_process_emulator, client, data, model_name
+):
+    runtime = client("sagemaker-runtime")
+    row = ",".join(str(v) for v in data[0].X_test.values[0])
+    before = serving_processes()
+    doomed = deploy(client, model_name)
+    doomed_processes = serving_processes() - before
+    survivor = deploy(client, model_name)
+    try:
+        assert len(doomed_processes) == 1
+        for process in doomed_processes:
+            process.kill()
+            process.wait(10)
+        try:  # the dead instance's requests fail cleanly, or a replacement answers
+            runtime.invoke_endpoint(EndpointName=doomed, ContentType="text/csv", Body=row)
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Message"].startswith(
+                "An exception occurred while sending request to model."
+            ), error.response
+        answer = runtime.invoke_endpoint(EndpointName=survivor, ContentType="text/csv", Body=row)
+        assert 5.0 < float(answer["Body"].read()) < 60.0
+        assert client("sagemaker").describe_endpoint(EndpointName=survivor)["EndpointStatus"] == "InService"
+    finally:
+        for name in (doomed, survivor):
+            client("sagemaker").delete_endpoint(EndpointName=name)
+
+
+def test_a_dead_transform_process_fails_the_job_and_the_emulator_keeps_serving(
+    in_process_emulator, client, data, model_name, large_input
+):
+    sagemaker = client("sagemaker")
+    name = unique("transform")
+    output = f"{data[1]}/{unique('crashed')}"
+    before = serving_processes()
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        BatchStrategy="SingleRecord",
+        MaxConcurrentTransforms=1,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": large_input[0]}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": output},
+        TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+    )
+    deadline = time.monotonic() + 60
+    while not (started := serving_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(started) == 1
+    for process in started:
+        process.kill()
+    described = wait_for(
+        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    )
+    assert described["TransformJobStatus"] == "Failed"
+    assert described["FailureReason"]
+    bucket, prefix = output[5:].split("/", 1)
+    assert client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
+    assert sagemaker.describe_model(ModelName=model_name)["ModelName"] == model_name
+
+
+# -- the SDK on the local target -----------------------------------------------------------------
+
+
+def test_sdk_waits_run_on_a_virtual_clock(emulator, trained, endpoint):
+    """wait_for_job sleeps 5 s and wait_for_endpoint 30 s before their first describe: on the local
+    target those sleeps advance the SDK's clock instead of the wall clock."""
+    import sagemaker.session
+
+    from workflows.target import TargetSettings, VirtualClock, open_target
+
+    with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
+        clock = sagemaker.session.time
+        assert isinstance(clock, VirtualClock) and clock.offset == 0
+        session = target.sagemaker_session
+        assert session.wait_for_job(trained["TrainingJobName"])["TrainingJobStatus"] == "Completed"
+        assert session.wait_for_endpoint(endpoint)["EndpointStatus"] == "InService"
+        assert clock.offset >= 35 - 2 * clock.real_poll
+        assert clock.time() - time.time() == pytest.approx(clock.offset, abs=1)
+    assert sagemaker.session.time is time
