@@ -229,3 +229,54 @@ def test_demo_command_runs_every_workflow(tmp_path):
         row = next(line for line in summary.splitlines() if line.startswith(name + " "))
         assert "FAILED" not in row and re.search(r"[0-9.]+ s", row), row
         assert any((tmp_path / name).glob("*.png")), name
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_run_keep_leaves_the_created_resources(emulator, client, tmp_path):
+    """``--keep`` against a running emulator: the app's endpoint, config, model, Lambda, role and REST
+    API stay, and the endpoint is still in service (without it, test_imdb_app shows nothing stays)."""
+    sagemaker, awslambda, iam, apigateway = (client(s) for s in ("sagemaker", "lambda", "iam", "apigateway"))
+
+    def inventory():
+        return (
+            {e["EndpointName"] for e in sagemaker.list_endpoints(MaxResults=100)["Endpoints"]},
+            {
+                c["EndpointConfigName"]
+                for c in sagemaker.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]
+            },
+            {m["ModelName"] for m in sagemaker.list_models(MaxResults=100)["Models"]},
+            {f["FunctionName"] for f in awslambda.list_functions()["Functions"]},
+            {r["RoleName"] for r in iam.list_roles()["Roles"]},
+            {a["id"] for a in apigateway.get_rest_apis()["items"]},
+        )
+
+    before = inventory()
+    ran = sagelocal("run", "imdb-web-app", "--keep", "--output", str(tmp_path),
+                    env={"SAGELOCAL_ENDPOINT": emulator.url})  # fmt: skip
+    endpoints, configs, models, functions, roles, apis = (
+        after - earlier for after, earlier in zip(inventory(), before, strict=True)
+    )
+    try:
+        assert ran.returncode == 0, ran.stderr
+        assert "--keep: leaving" in ran.stdout
+        assert [len(kept) for kept in (endpoints, configs, functions, roles, apis)] == [1] * 5
+        (endpoint,), (config,) = endpoints, configs
+        assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+        served = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+        assert served["ModelName"] in models  # with the transform's model too
+    finally:
+        for name in endpoints:
+            sagemaker.delete_endpoint(EndpointName=name)
+        for name in configs:
+            sagemaker.delete_endpoint_config(EndpointConfigName=name)
+        for name in models:
+            sagemaker.delete_model(ModelName=name)
+        for name in functions:
+            awslambda.delete_function(FunctionName=name)
+        for name in roles:
+            for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=name, PolicyName=policy)
+            iam.delete_role(RoleName=name)
+        for api in apis:
+            apigateway.delete_rest_api(restApiId=api)
