@@ -48,7 +48,7 @@ MODULES = (
             "batching or transform or _record",
         ),
     ),
-    Module("sigv4", ("emulation/sigv4.py",), ("tests/test_sigv4.py",)),
+    Module("sigv4", ("emulation/sigv4.py",), ("tests/test_security.py", "tests/test_edge_and_signing.py")),
     Module("edge", ("emulation/edge.py",), ("tests/test_edge_and_signing.py",)),
     Module(
         "apigateway-proxy",
