@@ -11,7 +11,15 @@ import time
 from pathlib import Path
 
 from workflows import registry
-from workflows.target import TARGET_ENV, TARGETS, TargetError, TargetSettings, open_target, quiet_sdk
+from workflows.target import (
+    ENDPOINT_ENV,
+    TARGET_ENV,
+    TARGETS,
+    TargetError,
+    TargetSettings,
+    open_target,
+    quiet_sdk,
+)
 
 DEFAULT_OUTPUT = Path("sagelocal-output")
 
@@ -30,6 +38,7 @@ examples:
   sagelocal run boston-high-level             one workflow, local (the default target)
   sagelocal run boston-low-level --target aws --region eu-west-1 --role-arn arn:aws:iam::123:role/SageMakerRole
   sagelocal run imdb-web-app --target aws --plan   what it would create on AWS, creating nothing
+  sagelocal exec -- python train.py           any program, unchanged, against a fresh emulator
   sagelocal emulator --port 4566              the emulator alone; point any boto3 code at it with
                                               AWS_ENDPOINT_URL=http://127.0.0.1:4566 (keys test/test)
 """
@@ -99,6 +108,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="where plots go (default: %(default)s)"
+    )
+
+    execute = commands.add_parser(
+        "exec",
+        help="run any command (script, pytest, jupyter execute, papermill) against the emulator",
+        description="Run a command, unchanged, against an emulator started for it (or attached with --endpoint / "
+        f"${ENDPOINT_ENV}). The command gets AWS_ENDPOINT_URL, keys test/test and the region; a SageMaker SDK "
+        "config (SAGEMAKER_ADMIN_CONFIG_OVERRIDE: default bucket, telemetry off, the local role); and, in every "
+        "Python interpreter it starts, get_execution_role() answering the local role and the SDK's 5-30 s poll "
+        "sleeps shortened. With --target aws the command runs with the environment untouched.",
+        epilog="example: sagelocal exec -- jupyter execute notebook.ipynb",
+    )
+    execute.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=None,
+        help=f"local (default): the emulator; aws: real AWS, environment untouched. Same as ${TARGET_ENV}.",
+    )
+    execute.add_argument(
+        "--endpoint",
+        help=f"attach to a running emulator at this URL (default: ${ENDPOINT_ENV}; else start one)",
+    )
+    execute.add_argument(
+        "--port", type=int, default=0, help="port for the started emulator (default: a free one)"
+    )
+    execute.add_argument(
+        "--real-sleeps", action="store_true", help="keep the SageMaker SDK's poll sleeps at their real length"
+    )
+    execute.add_argument(
+        "program", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run, after --"
     )
 
     emulator = commands.add_parser(
@@ -217,8 +256,28 @@ def warn_if_exposed(host: str) -> None:
         )
 
 
+def _exec(args) -> int:
+    from workflows import execute
+
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not command:
+        print(
+            "sagelocal exec: give the command after --, e.g. sagelocal exec -- python train.py",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = TargetSettings.from_environment(name=args.target, endpoint_url=args.endpoint)
+        return execute.run(command, settings, port=args.port, virtual_clock=not args.real_sleeps)
+    except TargetError as error:
+        print(f"sagelocal: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "exec":  # before quiet_sdk: the command's environment is the user's, not ours
+        return _exec(args)
     quiet_sdk()
     if getattr(args, "host", None) is not None:
         warn_if_exposed(args.host)
