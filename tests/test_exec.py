@@ -223,3 +223,34 @@ def test_target_aws_runs_the_command_with_the_environment_untouched(tmp_path):
     assert succeeded(completed)
     assert completed.stdout.split() == ["None", "False"]
     assert refused.returncode == 2 and "AWS_ENDPOINT_URL is set" in refused.stderr
+
+
+def test_the_sdk_adjustments_apply_in_process_and_are_put_back(tmp_path):
+    import boto3
+    import sagemaker
+    import sagemaker.session
+
+    from workflows import sdk_hooks
+
+    original_time, original_metadata = sagemaker.session.time, sagemaker.session.NOTEBOOK_METADATA_FILE
+    role = "arn:aws:iam::000000000000:role/SomeLocalRole"
+    metadata = sdk_hooks.write_role_metadata(str(tmp_path / "resource-metadata.json"), role)
+
+    with sdk_hooks.SdkAdjustments(role_metadata_file=metadata) as adjustments:
+        session = sagemaker.Session(boto3.Session(region_name="us-east-1"), default_bucket="unused")
+        assert sagemaker.get_execution_role(sagemaker_session=session) == role  # no STS/IAM call
+        before = sagemaker.session.time.time()
+        sagemaker.session.time.sleep(30)  # what wait_for_endpoint does before its first describe
+        assert sagemaker.session.time.time() - before >= 30
+        assert adjustments.clock.offset >= 29.9
+
+    assert sagemaker.session.time is original_time
+    assert sagemaker.session.NOTEBOOK_METADATA_FILE == original_metadata
+
+
+def test_the_sdk_defaults_file_is_valid_for_the_sdk():
+    from sagemaker.config import validate_sagemaker_config
+
+    from workflows.target import sdk_defaults
+
+    validate_sagemaker_config(sdk_defaults("a-bucket", "arn:aws:iam::000000000000:role/R"))
