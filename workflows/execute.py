@@ -36,9 +36,9 @@ from workflows import sdk_hooks
 from workflows.target import (
     ENDPOINT_ENV,
     TargetSettings,
+    aws_session,
     default_bucket_name,
     local_environment,
-    refuse_redirection,
     sdk_defaults,
 )
 
@@ -74,9 +74,7 @@ def run(
     """Run ``command`` on the target; return its exit status (128 + N when killed by signal N)."""
     log = log or (lambda message: print(f"sagelocal: {message}", file=sys.stderr, flush=True))
     if settings.name == "aws":
-        import boto3
-
-        refuse_redirection(boto3.Session(region_name=settings.region))
+        aws_session(settings.region)
         return _run(command, dict(os.environ), log)
     from emulation import Emulator, EmulatorConfig
 

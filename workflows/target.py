@@ -226,17 +226,20 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
         )
 
 
-def refuse_redirection(boto_session: boto3.Session) -> None:
-    """The aws target must reach AWS: refuse settings that point the SDKs elsewhere."""
+def aws_session(region: str | None) -> boto3.Session:
+    """A boto3 session that reaches AWS itself: settings that point the SDKs elsewhere are refused
+    (checked before any session exists)."""
     redirected = sorted(k for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") and v)
     if redirected:
         raise TargetError(
             f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)"
         )
+    boto_session = boto3.Session(region_name=region)
     if boto_session._session.get_scoped_config().get("endpoint_url"):
         raise TargetError(
             "the AWS config profile sets endpoint_url: use a profile without it to reach real AWS"
         )
+    return boto_session
 
 
 @contextlib.contextmanager
@@ -250,8 +253,7 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
             + ": an execution role SageMaker and Lambda can assume, "
             "and the region to create resources in"
         )
-    boto_session = boto3.Session(region_name=settings.region)
-    refuse_redirection(boto_session)
+    boto_session = aws_session(settings.region)
     if boto_session.get_credentials() is None:
         raise TargetError(
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
