@@ -6,11 +6,13 @@ import json
 import sys
 
 from bench import (
+    exec_notebook,
     gate,
     imdb_full_scale,
     invoke_latency,
     lambda_latency,
     persistence,
+    request_path,
     script_mode,
     tuning,
     workflow_times,
@@ -21,6 +23,8 @@ BENCHMARKS = {
     "invoke_latency": invoke_latency,
     "gate": gate,
     "lambda_latency": lambda_latency,
+    "request_path": request_path,
+    "exec_notebook": exec_notebook,
     "tuning": tuning,
     "persistence": persistence,
     "script_mode": script_mode,
