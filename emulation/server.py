@@ -46,8 +46,10 @@ class Emulator:
     free port (``emulator.url``); ``Emulator().serve_forever()`` runs it in the foreground.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None):
+    def __init__(self, config: EmulatorConfig | None = None, listen_fd: int | None = None):
+        """``listen_fd``: a socket already bound and listening (see ``emulation.child``)."""
         self.config = config or EmulatorConfig()
+        self._listen_fd = listen_fd
         self.credentials = CredentialRegistry(
             self.config.account_id, self.config.access_key_id, self.config.secret_access_key
         )
@@ -94,11 +96,16 @@ class Emulator:
 
     def _bind(self) -> None:
         self._server = make_server(
-            self.config.host, self.config.port, self.edge, threaded=True, request_handler=_RequestHandler
+            self.config.host,
+            self.config.port,
+            self.edge,
+            threaded=True,
+            request_handler=_RequestHandler,
+            fd=self._listen_fd,
         )
         self._server.daemon_threads = True
         # port 0 means "any free port": remember the one the OS gave us.
-        self.config = dataclasses.replace(self.config, port=self._server.server_port)
+        self.config = dataclasses.replace(self.config, port=self._server.server_address[1])
         process.warm_up_in_background()
 
     def start(self) -> Emulator:

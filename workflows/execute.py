@@ -76,13 +76,14 @@ def run(
     if settings.name == "aws":
         aws_session(settings.region)
         return _run(command, dict(os.environ), log)
-    from emulation import Emulator, EmulatorConfig
+    from emulation.child import EmulatorProcess
+    from emulation.config import EmulatorConfig
 
     with contextlib.ExitStack() as stack:
         config = EmulatorConfig(port=port)
         url = settings.endpoint_url
-        if url is None:
-            url = stack.enter_context(Emulator(config)).url
+        if url is None:  # the command starts while the emulator imports: it waits in the backlog
+            url = stack.enter_context(EmulatorProcess(config)).url
             log(f"emulator started at {url}")
         region = settings.region or config.region
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sagelocal-exec-")))

@@ -1,7 +1,8 @@
 """sagelocal's pytest plugin (registered through the ``pytest11`` entry point): test your own
 SageMaker / boto3 code against the emulator, with no change to that code.
 
-- ``sagelocal`` (session-scoped fixture): an emulator on a free port for the whole test session,
+- ``sagelocal`` (session-scoped fixture): an emulator on a free port for the whole test session
+  (in a child process: it works on another core than the tests),
   or the running one named by ``--sagelocal-endpoint`` / ``$SAGELOCAL_ENDPOINT`` (inside
   ``sagelocal exec -- pytest`` that is exec's emulator). It gives the URL, region, account, role,
   default bucket and ready boto3 clients.
@@ -38,7 +39,6 @@ class SageLocal:
     bucket: str
     #: The variables ``sagelocal exec`` gives a program (None: unset); marked tests run with them.
     environment: dict[str, str | None]
-    emulator: object | None = None  # the in-process ``emulation.Emulator``; None when attached
     _clients: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -85,12 +85,10 @@ def sagelocal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     url = request.config.getoption("--sagelocal-endpoint") or os.environ.get(ENDPOINT_ENV)
     with contextlib.ExitStack() as stack:
         config = EmulatorConfig(port=0, data_dir=tmp_path_factory.mktemp("sagelocal-data"))
-        emulator = None
         if not url:
-            from emulation import Emulator
+            from emulation.child import EmulatorProcess
 
-            emulator = stack.enter_context(Emulator(config))
-            url = emulator.url
+            url = stack.enter_context(EmulatorProcess(config)).url
         region = config.region
         environment = program_environment(
             url.rstrip("/"), config, region, config.role_arn, Path(tmp_path_factory.mktemp("sagelocal-sdk"))
@@ -102,7 +100,6 @@ def sagelocal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             role_arn=config.role_arn,
             bucket=default_bucket_name(region, config.account_id),
             environment=environment,
-            emulator=emulator,
         )
 
 

@@ -99,6 +99,17 @@ class Target:
     endpoint_url: str | None = None
     _clients: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        # The SDK session built these already; building a client costs tens of milliseconds.
+        sdk = self.sagemaker_session
+        self._clients.update(
+            {
+                "s3": sdk.s3_client,
+                "sagemaker": sdk.sagemaker_client,
+                "sagemaker-runtime": sdk.sagemaker_runtime_client,
+            }
+        )
+
     def client(self, service: str):
         if service not in self._clients:
             self._clients[service] = self.boto_session.client(service)
@@ -194,13 +205,14 @@ def open_target(settings: TargetSettings, log=print) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
-    from emulation import Emulator, EmulatorConfig
+    from emulation.child import EmulatorProcess
+    from emulation.config import EmulatorConfig
 
     with contextlib.ExitStack() as stack:
         config = EmulatorConfig(port=0)
         url = settings.endpoint_url
         if url is None:
-            emulator = stack.enter_context(Emulator(config))
+            emulator = stack.enter_context(EmulatorProcess(config))
             url = emulator.url
             log(f"sagelocal emulator started at {url}")
         else:
@@ -209,21 +221,22 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
         stack.enter_context(temporary_environment(**local_environment(url, config, region)))
         stack.enter_context(sdk_hooks.SdkAdjustments(virtual_clock=True))
         boto_session = boto3.Session(region_name=region)
-        tracker = ResourceTracker(boto_session)
         bucket = settings.bucket or default_bucket_name(region, config.account_id)
-        s3 = boto_session.client("s3")
-        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-            s3.create_bucket(Bucket=bucket)
-        yield Target(
+        # The SDK's import (seconds) before the first call: a starting emulator imports meanwhile.
+        target = Target(
             name="local",
             region=region,
             role_arn=settings.role_arn or config.role_arn,
             bucket=bucket,
             boto_session=boto_session,
             sagemaker_session=_sagemaker_session(boto_session, bucket),
-            tracker=tracker,
+            tracker=ResourceTracker(boto_session),
             endpoint_url=url,
         )
+        s3 = target.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+        yield target
 
 
 def aws_session(region: str | None) -> boto3.Session:
