@@ -1,10 +1,12 @@
 """The request path: InvokeEndpoint next to the trivial-server floor, the public path's warm
 latency, and concurrent throughput against one and two endpoint instances.
 
+The emulator runs in its own process, as ``sagelocal emulator``, ``run`` and ``exec`` run it.
 Baselines measured in the same run:
-- the floor: a trivial HTTP/1.1 keep-alive server (standard library, one write per answer, no
-  Nagle) answering the very same boto3 ``invoke_endpoint`` call with a fixed prediction; the
-  client code is identical, only ``endpoint_url`` differs. What sagelocal adds is the ratio.
+- the floor: a trivial HTTP/1.1 keep-alive server in its own process (standard library, one
+  write per answer, no Nagle) answering the very same boto3 ``invoke_endpoint`` call with a fixed
+  prediction; the client code is identical, only ``endpoint_url`` differs. What sagelocal adds is
+  the ratio.
 - throughput: 8 client threads, each with its own boto3 client, against the Boston endpoint with
   one instance and then with two (UpdateEndpoint), the same rows.
 The public path is the IMDB sample app (POST -> API Gateway -> Lambda -> endpoint), warm.
@@ -12,6 +14,7 @@ The public path is the IMDB sample app (POST -> API Gateway -> Lambda -> endpoin
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import tempfile
 import threading
@@ -25,7 +28,8 @@ import boto3
 from bench.imdb_full_scale import post_latencies
 from bench.invoke_latency import deploy_boston, timed
 from bench.report import emit, parser, percentiles
-from emulation import Emulator, EmulatorConfig
+from emulation.child import EmulatorProcess
+from emulation.config import EmulatorConfig
 from workflows import imdb_web_app
 from workflows.target import TargetSettings, open_target
 
@@ -51,16 +55,26 @@ class _Trivial(BaseHTTPRequestHandler):
         pass
 
 
-def floor_samples(session: boto3.Session, row: str) -> list[float]:
+def _serve_trivial(ports) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Trivial)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports.put(server.server_port)
+    server.serve_forever()
+
+
+def floor_samples(session: boto3.Session, row: str) -> list[float]:
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    server = context.Process(target=_serve_trivial, args=(ports,), daemon=True)
+    server.start()
     try:
-        runtime = session.client("sagemaker-runtime", endpoint_url=f"http://127.0.0.1:{server.server_port}")
+        runtime = session.client(
+            "sagemaker-runtime", endpoint_url=f"http://127.0.0.1:{ports.get(timeout=60)}"
+        )
         return invoke_samples(runtime, "bench", row, SEQUENTIAL)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.kill()
+        server.join()
 
 
 def invoke_samples(runtime, endpoint: str, row: str, count: int, warm: int = 200) -> list[float]:
@@ -115,7 +129,7 @@ def main(argv=None) -> dict:
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     with (
         tempfile.TemporaryDirectory() as work,
-        Emulator(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator,
+        EmulatorProcess(EmulatorConfig(port=0, data_dir=Path(work) / "data")) as emulator,
     ):
         clients: dict = {}
 

@@ -221,6 +221,7 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
         stack.enter_context(temporary_environment(**local_environment(url, config, region)))
         stack.enter_context(sdk_hooks.SdkAdjustments(virtual_clock=True))
         boto_session = boto3.Session(region_name=region)
+        tracker = ResourceTracker(boto_session)  # before any client exists: clients copy the handlers
         bucket = settings.bucket or default_bucket_name(region, config.account_id)
         # The SDK's import (seconds) before the first call: a starting emulator imports meanwhile.
         target = Target(
@@ -230,7 +231,7 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
             bucket=bucket,
             boto_session=boto_session,
             sagemaker_session=_sagemaker_session(boto_session, bucket),
-            tracker=ResourceTracker(boto_session),
+            tracker=tracker,
             endpoint_url=url,
         )
         s3 = target.client("s3")
@@ -277,6 +278,7 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
         account = boto_session.client("sts").get_caller_identity()["Account"]
         bucket = default_bucket_name(settings.region, account)
     log(f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}")
+    tracker = ResourceTracker(boto_session)  # before the SDK's clients: clients copy the handlers
     yield Target(
         name="aws",
         region=settings.region,
@@ -284,5 +286,5 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
         bucket=bucket,
         boto_session=boto_session,
         sagemaker_session=_sagemaker_session(boto_session, bucket),
-        tracker=ResourceTracker(boto_session),
+        tracker=tracker,
     )
