@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
-from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
+from emulation.apigateway import ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
 from emulation.containers.environments import EnvironmentCache
 from emulation.containers.scriptmode.runtime import ScriptRuntime
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
+from emulation.http_handler import RequestHandler, close_open_connections
 from emulation.moto_bridge import MotoServices
-from emulation.nodelay import disable_nagle
 from emulation.runners import process
 from emulation.sagemaker import records
 from emulation.sagemaker.backend import SageMakerBackend
 from emulation.sagemaker.provider import SageMakerProvider
 from emulation.sagemaker.runtime import RuntimeProvider
 from emulation.state import Persistence
-
-
-class _RequestHandler(WSGIRequestHandler):
-    def setup(self):
-        super().setup()
-        disable_nagle(self.connection)
-
-    def make_environ(self):
-        environ = super().make_environ()
-        environ[RAW_HEADERS_ENVIRON_KEY] = self.headers.items()  # as the client wrote them
-        return environ
-
-    def log_request(self, code="-", size="-"):
-        logging.getLogger("sagelocal.emulator").debug('"%s" %s %s', self.requestline, code, size)
 
 
 class Emulator:
@@ -100,7 +85,7 @@ class Emulator:
             self.config.port,
             self.edge,
             threaded=True,
-            request_handler=_RequestHandler,
+            request_handler=RequestHandler,
             fd=self._listen_fd,
         )
         self._server.daemon_threads = True
@@ -133,6 +118,7 @@ class Emulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            close_open_connections(self._server)
         if self._thread is not None:
             self._thread.join(5)
         self.shutdown_workloads()
