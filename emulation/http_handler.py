@@ -9,7 +9,7 @@ is known (Content-Length, or chunked encoding). At the edge that is every admitt
 gate reads each body in full before any service sees it. Anything else (a refused request whose
 body was left unread, a chunked upload, a client asking to close) closes the connection after the
 answer, as before, without the drain: a refusal stops reading the connection itself
-(``edge._stop_reading``).
+(``gate.stop_reading``).
 """
 
 from __future__ import annotations
