@@ -915,7 +915,8 @@ def test_sdk_waits_run_on_a_virtual_clock(emulator, trained, endpoint):
     target those sleeps advance the SDK's clock instead of the wall clock."""
     import sagemaker.session
 
-    from workflows.target import TargetSettings, VirtualClock, open_target
+    from workflows.sdk_hooks import VirtualClock
+    from workflows.target import TargetSettings, open_target
 
     with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
         clock = sagemaker.session.time
