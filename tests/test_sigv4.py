@@ -315,11 +315,11 @@ def test_canonical_request_shape():
     # a header sent twice reaches the edge joined with "," (WSGI), as SigV4 joins repeated values
     headers = Headers([("Host", "h:1"), ("X-Multi", "a,b"), ("X-Spaced", "  one   two  ")])
     canonical = sigv4.canonical_request(
-        claimed, method="post", raw_path="/a/./b/../c d", raw_query="z=1&a=%2F&X-Amz-Signature=sig&b=x y",
+        claimed, method="post", raw_path="/a/./b/../c d", raw_query="z=1&a=%2F&X-Amz-Signature=sig&b=x y&e=k=v",
         headers=headers, payload_hash="hash",
     )  # fmt: skip
     assert canonical == (
-        "POST\n/a/c%20d\na=%2F&b=x%20y&z=1\nhost:h:1\nx-multi:a,b\nx-spaced:one two\n\nhost;x-multi;x-spaced\nhash"
+        "POST\n/a/c%20d\na=%2F&b=x%20y&e=k%3Dv&z=1\nhost:h:1\nx-multi:a,b\nx-spaced:one two\n\nhost;x-multi;x-spaced\nhash"
     )
     s3 = sigv4.ClaimedSignature(
         "AKIDEXAMPLE", "20260304", "us-east-1", "s3", ("host",), "sig", STAMP, None, False
