@@ -10,13 +10,11 @@ from werkzeug.serving import make_server
 from emulation.apigateway import ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
-from emulation.containers.environments import EnvironmentCache
-from emulation.containers.scriptmode.runtime import ScriptRuntime
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
 from emulation.http_handler import RequestHandler, close_open_connections
 from emulation.moto_bridge import MotoServices
-from emulation.runners import process
+from emulation.runners import make_runner, process
 from emulation.sagemaker import records
 from emulation.sagemaker.backend import SageMakerBackend
 from emulation.sagemaker.provider import SageMakerProvider
@@ -42,10 +40,9 @@ class Emulator:
             Persistence(self.config.data_dir, self.config.account_id) if self.config.persist else None
         )
         self.moto = MotoServices(self.config.account_id, self.persistence)
-        runner = process.ProcessRunner(
-            ScriptRuntime(EnvironmentCache(self.config.cache_dir / "environments"))
+        self.sagemaker = SageMakerBackend(
+            self.config, self.moto, make_runner(self.config), endpoint_url=lambda: self.url
         )
-        self.sagemaker = SageMakerBackend(self.config, self.moto, runner, endpoint_url=lambda: self.url)
         self.awslambda = LambdaService(self.config, self.moto, endpoint_url=lambda: self.url)
         self.apigateway = ExecuteApi(self.config, self.awslambda)
         sagemaker_api = SageMakerProvider(self.sagemaker).handle
@@ -91,7 +88,8 @@ class Emulator:
         self._server.daemon_threads = True
         # port 0 means "any free port": remember the one the OS gave us.
         self.config = dataclasses.replace(self.config, port=self._server.server_address[1])
-        process.warm_up_in_background()
+        if isinstance(self.sagemaker.runner, process.ProcessRunner):
+            process.warm_up_in_background()  # the zygote's imports, ahead of the first job
 
     def start(self) -> Emulator:
         self._bind()

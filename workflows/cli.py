@@ -159,6 +159,36 @@ def _parser() -> argparse.ArgumentParser:
         help="keep everything you create here across restarts (default: $SAGELOCAL_DATA_DIR; "
         "neither given: a temporary directory, and the emulator starts empty each time)",
     )
+    emulator.add_argument(
+        "--runner",
+        choices=("process", "docker", "auto"),
+        default=os.environ.get("SAGELOCAL_RUNNER") or "process",
+        help="what runs jobs and endpoints: process (default; no Docker needed), docker (the job's own "
+        "image, e.g. from `sagelocal build-image`), auto (docker when a daemon answers); $SAGELOCAL_RUNNER",
+    )
+
+    build_image = commands.add_parser(
+        "build-image",
+        help="build Docker stand-ins for SageMaker's XGBoost images (for --runner docker)",
+        description="Build images that follow the SageMaker container contract from this project's XGBoost "
+        "container code, on each version's own XGBoost, tagged with the real ECR name (e.g. "
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1) so that requests naming "
+        "the real image run it. Images already built from this checkout's code are kept unless --force.",
+    )
+    build_image.add_argument(
+        "images", nargs="+", metavar="xgboost:VERSION", help="e.g. xgboost:1.7-1 xgboost:3.0-5"
+    )
+    build_image.add_argument(
+        "--base",
+        default=None,
+        help="base image (default: debian:bookworm-slim; with --debootstrap-base, one made locally)",
+    )
+    build_image.add_argument(
+        "--debootstrap-base",
+        action="store_true",
+        help="make the base from Debian's archive with debootstrap + docker import (no registry needed; root)",
+    )
+    build_image.add_argument("--force", action="store_true", help="rebuild images that already exist")
     return parser
 
 
@@ -208,6 +238,35 @@ def _demo(output: Path) -> int:
     for row in [headers, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 1 if any(r[1].startswith("FAILED") for r in rows) else 0
+
+
+def _build_images(args) -> int:
+    from emulation.containers import build, runtimes
+
+    versions = []
+    for name in args.images:
+        algorithm, _, version = name.partition(":")
+        if algorithm != "xgboost" or version not in runtimes.RUNTIMES:
+            print(
+                f"unknown image {name!r}: known are xgboost:{', xgboost:'.join(runtimes.RUNTIMES)}",
+                file=sys.stderr,
+            )
+            return 2
+        versions.append(version)
+    base = args.base or build.DEFAULT_BASE
+    if args.debootstrap_base:
+        base = args.base or build.DEBOOTSTRAP_BASE
+        if not build.image_present(base):
+            build.build_debootstrap_base(base)
+    for version in versions:
+        uri = build.xgboost_image_uri(version)
+        if build.xgboost_image_current(version, base) and not args.force:
+            print(f"{uri}: present and current (--force rebuilds it)")
+            continue
+        started = time.perf_counter()
+        build.build_xgboost_image(version, base=base)
+        print(f"{uri}: built in {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def _plan(name: str, settings: TargetSettings) -> int:
@@ -297,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
         persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
         try:
-            emulator = Emulator(EmulatorConfig(host=args.host, port=args.port, **persistent))
+            emulator = Emulator(EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent))
         except StateError as error:
             print(f"sagelocal: {error}", file=sys.stderr)
             return 2
@@ -311,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args.output)
+    if args.command == "build-image":
+        return _build_images(args)
     try:
         settings = TargetSettings.from_environment(
             name=args.target, region=args.region, role_arn=args.role_arn, bucket=args.bucket, keep=args.keep

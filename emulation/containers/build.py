@@ -13,6 +13,7 @@ debootstrap and ``docker import``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -37,24 +38,29 @@ _HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca
 _DOCKERFILE = """\
 ARG BASE_IMAGE={base}
 FROM ${{BASE_IMAGE}}
-# Python and venv from the base image's own distribution when it lacks them.
-RUN if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \\
-      apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \\
-      && rm -rf /var/lib/apt/lists/*; fi
-COPY ca-bundle.crt /etc/sagelocal/ca-bundle.crt
-RUN python3 -m venv /opt/sagelocal \\
-    && if [ -s /etc/sagelocal/ca-bundle.crt ]; then export PIP_CERT=/etc/sagelocal/ca-bundle.crt; fi \\
-    && /opt/sagelocal/bin/pip install --no-cache-dir --disable-pip-version-check {packages}
-COPY src /opt/sagelocal/src
-COPY bin/ /usr/local/bin/
+# Few steps on purpose: with Docker's vfs storage driver every step copies the whole file system.
+# The packages come before the code, so a code change rebuilds only the last two steps.
 ENV PATH=/opt/sagelocal/bin:$PATH \\
     PYTHONPATH=/opt/sagelocal/src \\
     PYTHONUNBUFFERED=1 \\
     OMP_WAIT_POLICY=PASSIVE \\
+    SAGELOCAL_SERVE_ADDRESS=0.0.0.0:8080 \\
     SAGELOCAL_IMAGE_URI={uri}
-WORKDIR /opt/ml
+COPY setup /opt/sagelocal/setup
+# Python and venv from the base image's own distribution when it lacks them; pip trusts the CA
+# bundle of the machine that built the image (networks that intercept TLS need it).
+RUN set -e; cd /opt/sagelocal/setup; \\
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \\
+      apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates; \\
+      rm -rf /var/lib/apt/lists/*; fi; \\
+    if [ -s ca-bundle.crt ]; then export PIP_CERT=$PWD/ca-bundle.crt; fi; \\
+    python3 -m venv /opt/sagelocal; \\
+    /opt/sagelocal/bin/pip install --no-cache-dir --disable-pip-version-check {packages}; \\
+    install -m 0755 train serve /usr/local/bin/; cd /; rm -rf /opt/sagelocal/setup
+COPY src /opt/sagelocal/src
 LABEL org.opencontainers.image.title="sagelocal stand-in for {uri}" \\
-      com.sagelocal.xgboost="{xgboost}"
+      com.sagelocal.xgboost="{xgboost}" \\
+      com.sagelocal.source="{{source}}"
 """
 
 _ENTRY = """\
@@ -68,13 +74,30 @@ def xgboost_image_uri(version: str, registry: str = XGBOOST_REGISTRY_US_EAST_1) 
     return f"{registry}/{runtimes.runtime_for(version).repository}:{version}"
 
 
+def _dockerfile(version: str, base: str) -> str:
+    runtime = runtimes.runtime_for(version)
+    return _DOCKERFILE.format(
+        base=base,
+        packages=" ".join(runtime.packages),
+        uri=xgboost_image_uri(version),
+        xgboost=runtime.xgboost,
+    )
+
+
+def source_digest(version: str, base: str) -> str:
+    """What the image is made of (Dockerfile, container code): an image whose label differs is stale."""
+    digest = hashlib.sha256(_dockerfile(version, base).encode())
+    for name in _CONTAINER_SOURCES:
+        source = _PACKAGE_ROOT / name
+        files = sorted(source.rglob("*.py")) if source.is_dir() else [source]
+        for path in files:
+            digest.update(str(path.relative_to(_PACKAGE_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _context(version: str, base: str) -> bytes:
     """The build context as a tar stream: Dockerfile, the container code, entry commands, CA bundle."""
-    runtime = runtimes.runtime_for(version)
-    uri = xgboost_image_uri(version)
-    dockerfile = _DOCKERFILE.format(
-        base=base, packages=" ".join(runtime.packages), uri=uri, xgboost=runtime.xgboost
-    )
+    dockerfile = _dockerfile(version, base).replace("{source}", source_digest(version, base))
     with tempfile.TemporaryDirectory(prefix="sagelocal-image-") as scratch:
         root = Path(scratch)
         (root / "Dockerfile").write_text(dockerfile)
@@ -86,13 +109,11 @@ def _context(version: str, base: str) -> bytes:
                 shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(source, target)
-        (root / "bin").mkdir()
+        (root / "setup").mkdir()
         for mode in ("train", "serve"):
-            entry = root / "bin" / mode
-            entry.write_text(_ENTRY.format(mode=mode))
-            entry.chmod(0o755)
+            (root / "setup" / mode).write_text(_ENTRY.format(mode=mode))
         bundle = next((Path(p) for p in _HOST_CA_BUNDLES if Path(p).is_file()), None)
-        (root / "ca-bundle.crt").write_bytes(bundle.read_bytes() if bundle else b"")
+        (root / "setup" / "ca-bundle.crt").write_bytes(bundle.read_bytes() if bundle else b"")
         stream = io.BytesIO()
         with tarfile.open(fileobj=stream, mode="w") as archive:
             archive.add(root, arcname=".")
@@ -150,6 +171,19 @@ def image_present(name: str, client=None) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
+
+
+def xgboost_image_current(version: str, base: str, client=None) -> bool:
+    """Present and built from this checkout's container code (its source label matches)."""
+    import docker
+    import docker.errors
+
+    client = client or docker.from_env()
+    try:
+        labels = client.images.get(xgboost_image_uri(version)).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return labels.get("com.sagelocal.source") == source_digest(version, base)
 
 
 def build_debootstrap_base(

@@ -235,6 +235,8 @@ class ProcessRunner:
     starts them with their own environment's interpreter.
     """
 
+    runs_any_image = False  # it runs this project's implementations of the images it knows
+
     def __init__(self, scripts: ScriptRuntime | None = None):
         self._lock = threading.Lock()
         self._running: set[ProcessContainer | ScriptContainer] = set()
