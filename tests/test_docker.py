@@ -20,8 +20,6 @@ import pytest
 from emulation.containers import build
 from emulation.runners import docker as docker_runner
 
-pytestmark = pytest.mark.docker
-
 VERSION = "1.7-1"
 IMAGE = build.xgboost_image_uri(VERSION)
 ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"

@@ -27,6 +27,7 @@ from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode
 OWNER_LABEL = "com.sagelocal.emulator"
 SERVING_PORT = 8080
 SERVE_START_TIMEOUT_SECONDS = 60
+API_TIMEOUT_SECONDS = 600
 
 
 def _process_identity(pid: int) -> str | None:
@@ -176,7 +177,9 @@ class DockerRunner:
         import docker
 
         try:
-            self._client = client or docker.from_env()
+            # Creating a container copies the image's files with the vfs storage driver: slow on a
+            # busy machine, so the API calls get minutes, not docker-py's default minute.
+            self._client = client or docker.from_env(timeout=API_TIMEOUT_SECONDS)
             self._client.ping()
         except Exception as error:
             raise DockerUnavailable(f"no Docker daemon answers ({error})") from error
