@@ -13,6 +13,7 @@ from bench import (
     lambda_latency,
     persistence,
     request_path,
+    runners,
     script_mode,
     tuning,
     workflow_times,
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "tuning": tuning,
     "persistence": persistence,
     "script_mode": script_mode,
+    "runners": runners,
     "imdb_full_scale": imdb_full_scale,
 }
 

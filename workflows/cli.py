@@ -356,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
 
         persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
         try:
-            emulator = Emulator(EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent))
+            emulator = Emulator(
+                EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent)
+            )
         except StateError as error:
             print(f"sagelocal: {error}", file=sys.stderr)
             return 2

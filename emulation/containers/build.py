@@ -30,8 +30,9 @@ DEBOOTSTRAP_BASE = "sagelocal/debian-base:bookworm"
 #: ``sagemaker.image_uris.retrieve`` knows them all).
 XGBOOST_REGISTRY_US_EAST_1 = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # emulation/
-#: What the image needs of this project: the container code and the little it imports.
-_CONTAINER_SOURCES = ("__init__.py", "config.py", "nodelay.py", "containers")
+#: What the image needs of this project: the container code and the little it imports. The
+#: package's own ``__init__`` (the emulator's entry) stays out: the image gets an empty one.
+_CONTAINER_SOURCES = ("nodelay.py", "containers")
 #: Where pip in the build finds this machine's CA bundle (networks that intercept TLS need it).
 _HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
@@ -101,6 +102,8 @@ def _context(version: str, base: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="sagelocal-image-") as scratch:
         root = Path(scratch)
         (root / "Dockerfile").write_text(dockerfile)
+        (root / "src" / "emulation").mkdir(parents=True)
+        (root / "src" / "emulation" / "__init__.py").write_text('"""The container code only."""\n')
         for name in _CONTAINER_SOURCES:
             source = _PACKAGE_ROOT / name
             target = root / "src" / "emulation" / name

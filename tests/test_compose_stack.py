@@ -1,0 +1,134 @@
+"""`docker-compose up` for real: the project's image and compose file, then the end-to-end and
+browser tests and every workflow against the running stack, then `down`.
+
+Marked ``docker``; skipped without a Docker daemon and compose v1 (Debian's ``docker-compose``).
+The base image is ``$SAGELOCAL_BASE_IMAGE``, else the debootstrap base when present (``.ci/run``
+makes it), else the Dockerfile's default.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from emulation.containers import build
+from emulation.runners import docker as docker_runner
+from workflows import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "sagelocal-compose-test"
+EMULATOR = "http://127.0.0.1:4566"
+WEB = "http://127.0.0.1:8080"
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(
+        shutil.which("docker-compose") is None or not docker_runner.daemon_answers(),
+        reason="needs a Docker daemon and docker-compose",
+    ),
+]
+
+
+def _compose(*arguments: str, timeout: float = 1800, check: bool = True, **environment: str):
+    return subprocess.run(
+        ["docker-compose", "-p", PROJECT, *arguments],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def _base_image() -> str:
+    if os.environ.get("SAGELOCAL_BASE_IMAGE"):
+        return os.environ["SAGELOCAL_BASE_IMAGE"]
+    return build.DEBOOTSTRAP_BASE if build.image_present(build.DEBOOTSTRAP_BASE) else "python:3.11-slim"
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack():
+    environment = {"SAGELOCAL_BASE_IMAGE": _base_image()}
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.is_file() and not (ROOT / "docker-ca-bundle.crt").exists():
+        shutil.copy(bundle, ROOT / "docker-ca-bundle.crt")  # pip in the build trusts this machine's CA
+    built = _compose("build", check=False, **environment)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    _compose("up", "-d", **environment)
+    try:
+        deadline = time.monotonic() + 300
+        while not _healthy(f"{EMULATOR}/_sagelocal/health"):
+            assert time.monotonic() < deadline, _compose("logs", check=False).stdout[-3000:]
+            time.sleep(1)
+        yield environment
+    finally:
+        # `down` sends SIGTERM and kills after 10 s: the emulator (PID 1 in its container) must end
+        # on the SIGTERM by itself, which Docker reports as its exit code (137 would be the kill).
+        ids = _compose("ps", "-q", check=False).stdout.split()
+        _compose("stop", "--timeout", "10", check=False, **environment)
+        import docker
+
+        codes = {
+            container.name: container.attrs["State"]["ExitCode"]
+            for container in (docker.from_env().containers.get(i) for i in ids)
+        }
+        _compose("down", "-v", check=False, **environment)
+        assert all(code != 137 for code in codes.values()), f"killed after the stop timeout: {codes}"
+
+
+def test_the_page_and_the_emulator_answer(stack):
+    assert _healthy(f"{EMULATOR}/_sagelocal/health")
+    with urllib.request.urlopen(f"{WEB}/", timeout=10) as page:
+        assert b"<html" in page.read().lower()
+
+
+def test_end_to_end_suite_passes_against_the_stack(stack):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "(e2e or browser) and not docker",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SAGELOCAL_ENDPOINT": EMULATOR, "SAGELOCAL_WEB_URL": WEB},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("workflow", list(registry.WORKFLOWS))
+def test_every_workflow_runs_against_the_stack(stack, workflow, tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "workflows.cli", "run", workflow, "--output", str(tmp_path)],
+        cwd=ROOT,
+        env={**environment, "SAGELOCAL_ENDPOINT": EMULATOR},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"== {workflow} done" in result.stdout
