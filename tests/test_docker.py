@@ -87,9 +87,10 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
 
-def test_boston_high_level_on_docker_matches_the_process_runner(docker_emulator, emulator, tmp_path):
-    docker_figures = _run_workflow("boston-high-level", docker_emulator.url, tmp_path / "docker")
-    process_figures = _run_workflow("boston-high-level", emulator.url, tmp_path / "process")
+@pytest.mark.parametrize("workflow", ["boston-high-level", "boston-low-level"])
+def test_boston_workflow_on_docker_matches_the_process_runner(workflow, docker_emulator, emulator, tmp_path):
+    docker_figures = _run_workflow(workflow, docker_emulator.url, tmp_path / "docker")
+    process_figures = _run_workflow(workflow, emulator.url, tmp_path / "process")
     # The same algorithm code on xgboost 1.7.4 (the image's) and on the installed release.
     assert abs(docker_figures["test_rmse"] - process_figures["test_rmse"]) < 0.5, (
         docker_figures,
@@ -330,3 +331,35 @@ def test_sdk_local_mode_runs_workflow_1a_with_the_stand_in_image(emulator, tmp_p
         predictor.delete_endpoint()
     rmse = float(np.sqrt(np.mean((predictions - split.Y_test.values) ** 2)))
     assert predictions.shape == (len(split.Y_test),) and rmse < 5.0, rmse  # 1a's test RMSE is ~3.6
+
+
+def test_tuning_job_on_docker_finds_the_best_child(docker_emulator, sagemaker_client, bucket_data):
+    sagemaker = sagemaker_client("sagemaker")
+    name = unique("docker-tune")
+    definition = _training_request("unused", bucket_data)
+    definition.pop("TrainingJobName")
+    definition["StaticHyperParameters"] = definition.pop("HyperParameters")
+    sagemaker.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "validation:rmse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5"}]
+            },
+        },
+        TrainingJobDefinition=definition,
+    )
+    described = _wait(
+        lambda: sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+        "HyperParameterTuningJobStatus",
+    )
+    assert described["HyperParameterTuningJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["TrainingJobStatusCounters"]["Completed"] == 3
+    children = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    values = [
+        c["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for c in children["TrainingJobSummaries"]
+    ]
+    best = described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert best == min(values) and best < 6.0
