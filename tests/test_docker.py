@@ -76,7 +76,9 @@ def _run_workflow(workflow: str, endpoint: str, output: Path) -> dict:
         cwd=ROOT,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    line = next(line for line in completed.stdout.splitlines() if line.startswith(f"== {workflow} done"))
+    # The SDK's progress dots may precede the line on the same line ("---!== boston-... done").
+    marker = f"== {workflow} done"
+    line = next(line for line in completed.stdout.splitlines() if marker in line).split(marker, 1)[1]
     figures = dict(part.strip().rsplit(" ", 1) for part in line.split(":", 1)[1].split(","))
     return {k: float(v) for k, v in figures.items()}
 
