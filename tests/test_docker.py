@@ -331,6 +331,13 @@ def test_sdk_local_mode_runs_workflow_1a_with_the_stand_in_image(emulator, tmp_p
         predictions = np.array(predictor.predict(split.X_test.values), dtype=float).ravel()
     finally:
         predictor.delete_endpoint()
+        import docker
+
+        for container in docker.from_env().containers.list(
+            all=True, filters={"ancestor": IMAGE, "status": "exited"}
+        ):
+            if docker_runner.OWNER_LABEL not in container.labels:  # local mode's own, left behind by the SDK
+                container.remove()
     rmse = float(np.sqrt(np.mean((predictions - split.Y_test.values) ** 2)))
     assert predictions.shape == (len(split.Y_test),) and rmse < 5.0, rmse  # 1a's test RMSE is ~3.6
 
