@@ -44,8 +44,9 @@ COPY --chown=sagelocal:sagelocal . /app
 # the dev extra (pytest, tox, ruff, playwright) and minus CI's `apt-get install -y chromium`: both
 # exist only for the tests, and this image serves, it does not test. Editable as in CI, so the
 # image runs this checked-out tree (lambda/ and web/ are read from it); --no-deps because the step
-# above installed them. tests/test_compose.py checks that this line stays CI's line.
-RUN pip install --no-deps -e .
+# above installed them, and no build isolation because the virtual environment has setuptools (no
+# network needed). tests/test_compose.py checks that this line stays CI's line.
+RUN pip install --no-deps --no-build-isolation -e .
 
 USER sagelocal
 EXPOSE 4566 8080
