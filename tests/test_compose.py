@@ -97,10 +97,14 @@ def _logical_lines(text: str) -> list[str]:
     return lines
 
 
+#: The image installs pyproject's dependencies in a step of their own, then the project alone.
+_IMAGE_ONLY_FLAGS = ("--no-deps", "--no-build-isolation")
+
+
 def _project_installs(text: str) -> list[list[str]]:
     """Every `pip install` of this project, normalized: `python -m pip` -> `pip`, extras dropped
-    (`.[dev]` -> `.`), `--no-deps` dropped (the image installs pyproject's dependencies in a step
-    of their own), so CI's install and the image's can be compared for "the same step"."""
+    (`.[dev]` -> `.`), the image's own flags dropped (``_IMAGE_ONLY_FLAGS``), so CI's install and
+    the image's can be compared for "the same step"."""
     installs = []
     for line in _logical_lines(text):
         line = re.sub(r"^RUN\s+", "", line)
@@ -115,7 +119,11 @@ def _project_installs(text: str) -> list[list[str]]:
                 continue
             words = [
                 "pip",
-                *(re.sub(r"^\.\[[^\]]*\]$", ".", word) for word in words[1:] if word != "--no-deps"),
+                *(
+                    re.sub(r"^\.\[[^\]]*\]$", ".", word)
+                    for word in words[1:]
+                    if word not in _IMAGE_ONLY_FLAGS
+                ),
             ]
             if "." in words:
                 installs.append(words)
