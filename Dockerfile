@@ -35,7 +35,7 @@ RUN python3 -m venv /opt/sagelocal \
     && if [ -s docker-ca-bundle.crt ]; then export PIP_CERT=/app/docker-ca-bundle.crt; fi \
     && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
        > /tmp/dependencies.txt \
-    && pip install -r /tmp/dependencies.txt && rm /tmp/dependencies.txt
+    && pip install -r /tmp/dependencies.txt "setuptools>=64" wheel && rm /tmp/dependencies.txt
 
 # Owned by the user, so `docker compose run emulator sagelocal demo` can write sagelocal-output/.
 COPY --chown=sagelocal:sagelocal . /app
@@ -44,8 +44,8 @@ COPY --chown=sagelocal:sagelocal . /app
 # the dev extra (pytest, tox, ruff, playwright) and minus CI's `apt-get install -y chromium`: both
 # exist only for the tests, and this image serves, it does not test. Editable as in CI, so the
 # image runs this checked-out tree (lambda/ and web/ are read from it); --no-deps because the step
-# above installed them, and no build isolation because the virtual environment has setuptools (no
-# network needed). tests/test_compose.py checks that this line stays CI's line.
+# above installed them, and no build isolation because that step also installed setuptools and
+# wheel (no network needed). tests/test_compose.py checks that this line stays CI's line.
 RUN pip install --no-deps --no-build-isolation -e .
 
 USER sagelocal
