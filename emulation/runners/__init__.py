@@ -68,6 +68,22 @@ def algorithm_error(status: ExitStatus, message: str = "") -> str:
     return f"AlgorithmError: {message}, exit code: {status.docker_code if status.docker_code is not None else 'unknown'}"
 
 
+def answers_ping(address: tuple[str, int] | None, timeout: float) -> bool:
+    """Whether a serving container at ``address`` answers ``GET /ping`` with 200 within ``timeout``."""
+    if address is None:
+        return False
+    import http.client
+
+    connection = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
 class ContainerStartError(RuntimeError):
     """The container could not start, or it ended before it was ready (``serve``: listening)."""
 

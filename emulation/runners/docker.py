@@ -13,7 +13,6 @@ runner removes those whose emulator is gone (a SIGKILLed emulator's leftovers).
 
 from __future__ import annotations
 
-import http.client
 import os
 import threading
 import time
@@ -21,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from emulation.containers.images import ContainerImage
-from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode
+from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode, answers_ping
 
 #: Labels on every container this runner starts: which emulator process (pid@boot-relative start).
 OWNER_LABEL = "com.sagelocal.emulator"
@@ -134,16 +133,7 @@ class DockerContainer:
             return False
         if self.mode != "serve":
             return True
-        if self.address is None:
-            return False
-        connection = http.client.HTTPConnection(*self.address, timeout=timeout)
-        try:
-            connection.request("GET", "/ping")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            connection.close()
+        return answers_ping(self.address, timeout)
 
     def stop(self, grace: float = 10.0) -> None:
         if self._ended.is_set():
