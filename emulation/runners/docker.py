@@ -9,11 +9,18 @@ grace period) and ``kill`` is ``docker kill``; both go to the daemon, not to any
 A Docker container cannot be tied to the emulator's process the way a child process is, so every
 container carries the label of the emulator that started it: ``shutdown`` removes them, and a new
 runner removes those whose emulator is gone (a SIGKILLed emulator's leftovers).
+
+The emulator may itself run in a container on the same daemon (``docker compose`` with the host's
+socket mounted, ``docker-compose.docker-runner.yml``). The daemon then resolves bind mounts on the
+host, not in the emulator's container, and the emulator cannot reach the host's loopback: so job
+directories are bound by their host path (found through the emulator container's own mounts) and
+serving containers join the emulator's network, where it reaches them by their address.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -27,6 +34,16 @@ OWNER_LABEL = "com.sagelocal.emulator"
 SERVING_PORT = 8080
 SERVE_START_TIMEOUT_SECONDS = 60
 API_TIMEOUT_SECONDS = 600
+
+
+def _own_container(client):
+    """The container this emulator runs in, on the daemon it talks to; None on the host itself."""
+    if not Path("/.dockerenv").exists():
+        return None
+    try:
+        return client.containers.get(socket.gethostname())  # Docker names a container's host by its id
+    except Exception:  # another daemon, or a hostname set by hand: treated as the host
+        return None
 
 
 def _process_identity(pid: int) -> str | None:
@@ -173,19 +190,58 @@ class DockerRunner:
             self._client.ping()
         except Exception as error:
             raise DockerUnavailable(f"no Docker daemon answers ({error})") from error
-        self._owner = _process_identity(os.getpid()) or str(os.getpid())
+        self._home = _own_container(self._client)
+        # "<container id or host>:<pid>@<start>": a pid is only meaningful in its own container.
+        self._place = self._home.id if self._home is not None else "host"
+        self._owner = f"{self._place}:{_process_identity(os.getpid()) or os.getpid()}"
         self._lock = threading.Lock()
         self._running: set[DockerContainer] = set()
         self._started: list[DockerContainer] = []  # removed at shutdown if still there
         self._remove_orphans()
 
     def _remove_orphans(self) -> None:
-        """Containers of emulators that are gone (killed without a chance to clean up)."""
+        """Containers of emulators that are gone (killed without a chance to clean up).
+
+        An emulator on the host or in this same container is judged by its process; one in another
+        container by whether that container still runs (an emulator in a container that restarted
+        removes its former self's leftovers here, as the same place with another process)."""
         for container in self._client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-            owner = container.labels.get(OWNER_LABEL, "")
-            pid = owner.split("@", 1)[0]
-            if not pid.isdigit() or _process_identity(int(pid)) != owner:
+            place, _, identity = container.labels.get(OWNER_LABEL, "").rpartition(":")
+            if place == self._place:
+                pid = identity.split("@", 1)[0]
+                gone = not pid.isdigit() or _process_identity(int(pid)) != identity
+            elif place == "host":
+                continue  # our process table is not the host's: that emulator cannot be judged here
+            else:
+                gone = not self._container_runs(place)
+            if gone:
                 DockerContainer._quietly(lambda c=container: c.remove(force=True))
+
+    def _container_runs(self, container_id: str) -> bool:
+        try:
+            return self._client.containers.get(container_id).status == "running"
+        except Exception:
+            return False
+
+    def _host_path(self, path: Path) -> str:
+        """Where the daemon finds ``path``: itself on the host, else through one of our mounts."""
+        path = path.resolve()
+        if self._home is None:
+            return str(path)
+        for mount in sorted(self._home.attrs["Mounts"], key=lambda m: -len(m["Destination"])):
+            inside = Path(mount["Destination"])
+            if path == inside or inside in path.parents:
+                return str(Path(mount["Source"]) / path.relative_to(inside))
+        raise ContainerStartError(
+            f"{path} is not on a volume or bind mount of the emulator's container, so Docker cannot "
+            "give it to a job's container: keep SAGELOCAL_DATA_DIR on a mounted volume"
+        )
+
+    def _network(self) -> str | None:
+        """The emulator container's first network, which serving containers join; None on the host."""
+        if self._home is None:
+            return None
+        return next(iter(self._home.attrs["NetworkSettings"]["Networks"]), None)
 
     def _ensure_image(self, uri: str) -> None:
         import docker.errors
@@ -220,14 +276,18 @@ class DockerRunner:
         options = {}
         if limits is not None and limits.cpus:
             options["nano_cpus"] = int(limits.cpus * 1e9)
-        if mode == "serve":
+        network = self._network()
+        if network is not None:
+            options["network"] = network
+        elif mode == "serve":
             options["ports"] = {f"{SERVING_PORT}/tcp": ("127.0.0.1", None)}
+        job_dir = self._host_path(Path(job_dir))
         try:
             raw = self._client.containers.run(
                 image.uri,
                 command=[mode],
                 detach=True,
-                volumes={str(Path(job_dir).resolve()): {"bind": "/opt/ml", "mode": "rw"}},
+                volumes={job_dir: {"bind": "/opt/ml", "mode": "rw"}},
                 environment=dict(environment or {}),
                 labels={OWNER_LABEL: self._owner},
                 **options,
@@ -245,9 +305,13 @@ class DockerRunner:
     def _await_serving(self, container: DockerContainer, raw) -> None:
         deadline = time.monotonic() + SERVE_START_TIMEOUT_SECONDS
         raw.reload()
-        binding = (raw.attrs["NetworkSettings"]["Ports"] or {}).get(f"{SERVING_PORT}/tcp") or []
-        if binding:
-            container.address = ("127.0.0.1", int(binding[0]["HostPort"]))
+        network = self._network()
+        if network is not None:
+            container.address = (raw.attrs["NetworkSettings"]["Networks"][network]["IPAddress"], SERVING_PORT)
+        else:
+            binding = (raw.attrs["NetworkSettings"]["Ports"] or {}).get(f"{SERVING_PORT}/tcp") or []
+            if binding:
+                container.address = ("127.0.0.1", int(binding[0]["HostPort"]))
         while time.monotonic() < deadline:
             if container.exit_status is not None:
                 raise ContainerStartError(
