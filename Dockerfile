@@ -22,15 +22,21 @@ RUN if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
       && rm -rf /var/lib/apt/lists/*; fi \
     && useradd --create-home --uid 1000 sagelocal \
-    && mkdir -p /var/lib/sagelocal \
-    && chown sagelocal:sagelocal /var/lib/sagelocal
+    && mkdir -p /var/lib/sagelocal /opt/sagelocal /app \
+    && chown sagelocal:sagelocal /var/lib/sagelocal /opt/sagelocal /app
 
+# Everything after this runs as the unprivileged user, installs included (it owns the virtual
+# environment and the code). Said up here, while the image is small: with the vfs storage driver
+# even a metadata step copies the whole file system, so none comes after the large layers.
+USER sagelocal
+EXPOSE 4566 8080
+CMD ["sagelocal", "emulator", "--host", "0.0.0.0", "--port", "4566"]
 WORKDIR /app
 # The dependencies first, from pyproject.toml alone, so that a change to the code does not install
 # them again (with Docker's vfs storage driver that is minutes). In a virtual environment: Debian's
 # own Python refuses system-wide pip installs (PEP 668). Behind a TLS-intercepting proxy, put its CA
 # bundle at docker-ca-bundle.crt (git-ignored) before building.
-COPY pyproject.toml docker-ca-bundle.cr[t] /app/
+COPY --chown=sagelocal:sagelocal pyproject.toml docker-ca-bundle.cr[t] /app/
 RUN python3 -m venv /opt/sagelocal \
     && if [ -s docker-ca-bundle.crt ]; then export PIP_CERT=/app/docker-ca-bundle.crt; fi \
     && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
@@ -47,7 +53,3 @@ COPY --chown=sagelocal:sagelocal . /app
 # above installed them, and no build isolation because that step also installed setuptools and
 # wheel (no network needed). tests/test_compose.py checks that this line stays CI's line.
 RUN pip install --no-deps --no-build-isolation -e .
-
-USER sagelocal
-EXPOSE 4566 8080
-CMD ["sagelocal", "emulator", "--host", "0.0.0.0", "--port", "4566"]
