@@ -35,10 +35,12 @@ WORKDIR /app
 # The dependencies first, from pyproject.toml alone, so that a change to the code does not install
 # them again (with Docker's vfs storage driver that is minutes). In a virtual environment: Debian's
 # own Python refuses system-wide pip installs (PEP 668). Behind a TLS-intercepting proxy, put its CA
-# bundle at docker-ca-bundle.crt (git-ignored) before building.
+# bundle at docker-ca-bundle.crt (git-ignored) before building: the user's pip configuration then
+# trusts it, here and when the emulator installs a job's requirements.txt.
 COPY --chown=sagelocal:sagelocal pyproject.toml docker-ca-bundle.cr[t] /app/
 RUN python3 -m venv /opt/sagelocal \
-    && if [ -s docker-ca-bundle.crt ]; then export PIP_CERT=/app/docker-ca-bundle.crt; fi \
+    && if [ -s docker-ca-bundle.crt ]; then mkdir -p ~/.config/pip \
+         && printf '[global]\ncert = /app/docker-ca-bundle.crt\n' > ~/.config/pip/pip.conf; fi \
     && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
        > /tmp/dependencies.txt \
     && pip install -r /tmp/dependencies.txt "setuptools>=64" wheel && rm /tmp/dependencies.txt

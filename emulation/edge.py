@@ -9,19 +9,23 @@ request) reaches our own service; nothing reaches moto's SageMaker or its canned
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import platform
 import re
+from importlib import metadata
 
 from werkzeug.wrappers import Request, Response
 
-from emulation import sigv4
+from emulation import sandbox, sigv4
 from emulation.apigateway import is_execute_api_request
 from emulation.apigateway.execute_api import MAX_REQUEST_BYTES as EXECUTE_API_MAX_BYTES
 from emulation.apigateway.execute_api import payload_too_large as execute_api_too_large
 from emulation.awslambda.invoke import MAX_SYNC_PAYLOAD_BYTES
 from emulation.awslambda.invoke import payload_too_large as lambda_invoke_too_large
 from emulation.config import EmulatorConfig
+from emulation.containers.images import FRAMEWORK_PACKAGES
 from emulation.credentials import CredentialRegistry
 from emulation.gate import Destination, Gate, Handler, Headers, query_args, stop_reading
 from emulation.protocol import AwsError, error_response, service_model
@@ -167,7 +171,12 @@ class Edge:
     def _health_check(self, request: Request) -> Response:
         return Response(
             json.dumps(
-                {"status": "running", "account": self.config.account_id, "region": self.config.region}
+                {
+                    "status": "running",
+                    "account": self.config.account_id,
+                    "region": self.config.region,
+                    **_capabilities(),
+                }
             ),
             content_type="application/json",
         )
@@ -179,3 +188,23 @@ class Edge:
             AwsError("UnknownOperationException", f"Unknown operation {target}"),
             content_type="application/x-amz-json-1.1",
         )
+
+
+@functools.cache
+def _capabilities() -> dict:
+    """What users' code gets here, which depends on this machine rather than on the request: script
+    mode runs a framework's code on this Python's own packages, and only bubblewrap gives a job its
+    /opt/ml. Health reports it so that a client (the tests against a running stack) can tell a
+    missing capability from a broken one."""
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "sandbox": sandbox.available(),
+        "frameworks": {name: version(package) for name, package in FRAMEWORK_PACKAGES.items()},
+    }

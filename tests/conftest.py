@@ -51,6 +51,31 @@ def emulator(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="session")
+def emulator_capabilities(emulator) -> dict:
+    """What the emulator's machine gives users' code (its health answer): a running stack may lack
+    bubblewrap or a framework's package that this machine has."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{emulator.url}/_sagelocal/health", timeout=30) as answer:
+        return json.load(answer)
+
+
+@pytest.fixture
+def sandboxed_emulator(emulator_capabilities):
+    """For tests of what only bubblewrap gives a job (its directory at /opt/ml)."""
+    if not emulator_capabilities["sandbox"]:
+        pytest.skip("the emulator has no bubblewrap sandbox: a job's directory is at /opt/ml only inside it")
+
+
+@pytest.fixture
+def emulator_with_torch(emulator_capabilities):
+    """For PyTorch script mode, which runs on the emulator's own torch (.ci/run installs the CPU build)."""
+    if not emulator_capabilities["frameworks"]["pytorch"]:
+        pytest.skip("the emulator's Python has no torch: PyTorch script mode runs on it")
+
+
 @pytest.fixture
 def in_process_emulator(emulator):
     """For tests that reach into the emulator's state or processes (e.g. to kill a job's process)."""

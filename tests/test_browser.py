@@ -1,7 +1,8 @@
 """The web page in real headless Chromium, against the deployed sentiment app (`sagelocal up` style).
 
-With SAGELOCAL_WEB_URL set (tox -e e2e against a running stack), the page at that URL is used;
-otherwise the app is deployed on the session's emulator and the page served on a free port.
+The app is deployed on the session's emulator. With SAGELOCAL_WEB_URL set (tox -e e2e against a
+running stack) the page at that URL is used, told the app's API with ``?api=``; otherwise the page
+is served on a free port, configured with it.
 """
 
 from __future__ import annotations
@@ -27,15 +28,31 @@ NEGATIVE = (
 
 
 @pytest.fixture(scope="module")
-def page_url(emulator, tmp_path_factory):
-    if os.environ.get("SAGELOCAL_WEB_URL"):
-        yield os.environ["SAGELOCAL_WEB_URL"]
-        return
+def deployed_app(emulator, tmp_path_factory):
     settings = TargetSettings(name="local", endpoint_url=emulator.url)
     with open_target(settings, log=lambda *_: None) as target:
         app, _, _ = imdb_web_app.deploy(target, tmp_path_factory.mktemp("imdb"), log=lambda *_: None)
-        with PageServer(app.api_url, port=0) as page:
-            yield page.url
+        yield app
+
+
+@pytest.fixture(scope="module")
+def page_url(deployed_app):
+    """The page's address: the running stack's (its web service), else one served here for the app."""
+    if os.environ.get("SAGELOCAL_WEB_URL"):
+        yield os.environ["SAGELOCAL_WEB_URL"]
+        return
+    with PageServer(deployed_app.api_url, port=0) as page:
+        yield page.url
+
+
+@pytest.fixture(scope="module")
+def app_page_url(page_url, deployed_app):
+    """The page talking to the app deployed here. The page served here is configured with its API
+    (config.json); a stack's page was started without knowing it, so it is told the way a user
+    would tell it, with ``?api=``."""
+    if os.environ.get("SAGELOCAL_WEB_URL"):
+        return f"{page_url}?api={deployed_app.api_url}"
+    return page_url
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +96,20 @@ def test_page_looks_like_the_original(page, page_url):
     assert page.is_visible("#review") and page.is_visible("#submit")
 
 
-def test_positive_review(page, page_url):
-    text, state = submit(page, page_url, POSITIVE)
+def test_positive_review(page, app_page_url):
+    text, state = submit(page, app_page_url, POSITIVE)
     assert (text, state) == ("Your review was POSITIVE!", "positive")
     assert page.text_content("#score").startswith("score 0.")
 
 
-def test_negative_review(page, page_url):
-    text, state = submit(page, page_url, NEGATIVE)
+def test_negative_review(page, app_page_url):
+    text, state = submit(page, app_page_url, NEGATIVE)
     assert (text, state) == ("Your review was NEGATIVE!", "negative")
 
 
-def test_markup_in_a_review_stays_text(page, page_url):
+def test_markup_in_a_review_stays_text(page, app_page_url):
     review = '<script>window.__pwned = true</script><img src=x onerror="window.__pwned = true"> ' + POSITIVE
-    text, state = submit(page, page_url, review)
+    text, state = submit(page, app_page_url, review)
     assert state in ("positive", "negative")
     assert page.evaluate("() => window.__pwned") is None
     assert page.evaluate("() => document.querySelector('#result').children.length") == 0

@@ -46,7 +46,9 @@ def _compose(*arguments: str, timeout: float = 1800, check: bool = True, **envir
     return subprocess.run(
         ["docker-compose", "-p", PROJECT, *arguments],
         cwd=ROOT,
-        env={**os.environ, **environment},
+        # With the vfs storage driver creating a container copies the image's files: on a busy
+        # machine that outlasts compose's default 60 s for one Engine API call.
+        env={"COMPOSE_HTTP_TIMEOUT": "900", **os.environ, **environment},
         capture_output=True,
         text=True,
         timeout=timeout,

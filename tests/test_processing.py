@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from response_shapes import check_responses
 
-from emulation import sandbox
 from workflows.target import TargetSettings, open_target
 
 pytestmark = pytest.mark.e2e
@@ -154,13 +153,13 @@ def test_script_processor_runs_its_command_on_the_image(target, raw_data, tmp_pa
     assert_split_in_s3(target, processor)
 
 
-@pytest.mark.skipif(
-    not sandbox.available(), reason="the SDK's runproc.sh hard-codes /opt/ml: needs bubblewrap"
-)
 @pytest.mark.parametrize("framework", ["xgboost", "pytorch"])
 def test_framework_processors_unpack_the_source_and_install_its_requirements(
-    framework, target, raw_data, tmp_path
+    framework, sandboxed_emulator, emulator_capabilities, target, raw_data, tmp_path
 ):
+    """The SDK's runproc.sh hard-codes /opt/ml (hence the sandbox); the PyTorch one runs on torch."""
+    if framework == "pytorch" and not emulator_capabilities["frameworks"]["pytorch"]:
+        pytest.skip("the emulator's Python has no torch: PyTorch script mode runs on it")
     from sagemaker.processing import FrameworkProcessor
     from sagemaker.pytorch.processing import PyTorchProcessor
     from sagemaker.xgboost import XGBoost

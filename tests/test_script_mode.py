@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from response_shapes import check_responses
 
-from emulation import sandbox
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
 from workflows.target import TargetSettings, open_target
@@ -246,8 +245,7 @@ PYTORCH_TRAIN = """
 """
 
 
-def test_pytorch_cpu_fit_deploy_predict(target, boston, tmp_path):
-    pytest.importorskip("torch")  # .ci/run installs the CPU build
+def test_pytorch_cpu_fit_deploy_predict(emulator_with_torch, target, boston, tmp_path):
     from sagemaker.deserializers import JSONDeserializer
     from sagemaker.pytorch import PyTorch
     from sagemaker.serializers import JSONSerializer
@@ -412,8 +410,7 @@ def test_the_script_gets_the_training_toolkit_environment(target, boston, tmp_pa
     )
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="the job directory is at /opt/ml only inside bubblewrap")
-def test_a_script_that_hard_codes_opt_ml_works_in_the_sandbox(target, boston, tmp_path):
+def test_a_script_that_hard_codes_opt_ml_works_in_the_sandbox(sandboxed_emulator, target, boston, tmp_path):
     """An unmodified script from the AWS docs style: fixed /opt/ml paths, no environment variables."""
     from sagemaker.sklearn import SKLearn
 
