@@ -12,6 +12,11 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if not value else value.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     host: str = "127.0.0.1"
@@ -39,6 +44,17 @@ class EmulatorConfig:
                 os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sagelocal"),
             )
         )
+    )
+
+    # -- strictness: where AWS refuses what a laptop would allow (each one relaxable) -------------
+    #: A role created through IAM cannot be assumed for this long (IAM's eventual consistency);
+    #: 0 turns it off.
+    role_propagation_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_ROLE_PROPAGATION_SECONDS", "2"))
+    )
+    #: DeleteEndpoint of an endpoint still Creating or Updating is refused, as SageMaker does.
+    refuse_deleting_endpoints_in_progress: bool = field(
+        default_factory=lambda: _flag("SAGELOCAL_STRICT_ENDPOINT_DELETE", True)
     )
 
     @property

@@ -15,6 +15,7 @@ from emulation.containers.environments import EnvironmentCache
 from emulation.containers.scriptmode.runtime import ScriptRuntime
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
+from emulation.iam import RolePropagation
 from emulation.moto_bridge import MotoServices
 from emulation.nodelay import disable_nagle
 from emulation.runners import process
@@ -75,7 +76,8 @@ class Emulator:
         self.edge = Edge(
             self.config,
             self.credentials,
-            moto_app=self.moto,
+            # Lambda's control plane is moto's; a role too new to assume is refused in front of it.
+            moto_app=RolePropagation.from_config(self.config).lambda_gate(self.moto),
             sagemaker=sagemaker_api,
             sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
             lambda_invoke=self.awslambda.handle,

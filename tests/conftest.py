@@ -7,6 +7,7 @@ With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sage
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import boto3
@@ -69,6 +70,19 @@ def client(emulator, boto_session):
         return cache[service]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lambda_role(emulator, client) -> str:
+    """The tests' Lambda execution role, created once and then given time to propagate: like IAM,
+    the emulator refuses a role for a moment after CreateRole (role_propagation_seconds)."""
+    iam = client("iam")
+    try:
+        arn = iam.create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName="lambda-role")["Role"]["Arn"]
+    time.sleep(emulator.config.role_propagation_seconds)
+    return arn
 
 
 @pytest.fixture(scope="session")

@@ -51,11 +51,7 @@ def _package(source: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def function_arn(client):
-    try:
-        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
-    except client("iam").exceptions.EntityAlreadyExistsException:
-        pass
+def function_arn(client, lambda_role):
     created = client("lambda").create_function(
         FunctionName=FUNCTION,
         Runtime="python3.12",

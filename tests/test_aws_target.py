@@ -348,6 +348,7 @@ def test_cleanup_removes_iam_lambda_and_api_gateway_resources_also_after_a_failu
         "iam:role",
         "iam:role-policy",
         "lambda:function",
+        "logs:log-group",
     ]
     assert report["before_cleanup"] == everything
     assert report["after_cleanup"] == nothing

@@ -30,11 +30,7 @@ def package(files: dict[str, str]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def lam(client):
-    try:
-        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
-    except client("iam").exceptions.EntityAlreadyExistsException:
-        pass
+def lam(client, lambda_role):
     # What the functions below call with the role's keys: IAM is enforced, as on AWS.
     client("iam").put_role_policy(
         RoleName="lambda-role",

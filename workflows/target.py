@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from workflows.cleanup import ResourceTracker
+from workflows import plan as plans
+from workflows.cleanup import LeftBehind, ResourceTracker
 
 TARGET_ENV = "SAGELOCAL_TARGET"
 TARGETS = ("local", "aws")
@@ -36,6 +37,7 @@ TARGETS = ("local", "aws")
 ENDPOINT_ENV = "SAGELOCAL_ENDPOINT"
 ROLE_ENV = "SAGELOCAL_ROLE_ARN"
 BUCKET_ENV = "SAGELOCAL_BUCKET"
+INSTANCE_TYPE_ENV = "SAGELOCAL_INSTANCE_TYPE"
 TELEMETRY_OPT_OUT = {
     "SchemaVersion": "1.0",
     "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
@@ -51,6 +53,11 @@ def quiet_sdk() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: How often cleanup and waits re-read a state, and the most they wait for one resource.
+LOCAL_POLL_SECONDS, LOCAL_WAIT_SECONDS = 0.05, 120.0
+AWS_POLL_SECONDS = 15.0
+
+
 class TargetError(RuntimeError):
     """The target cannot be used as configured; raised before anything is created."""
 
@@ -63,6 +70,7 @@ class TargetSettings:
     bucket: str | None = None
     endpoint_url: str | None = None
     keep: bool = False
+    instance_type: str | None = None
 
     @classmethod
     def from_environment(cls, **overrides) -> TargetSettings:
@@ -82,13 +90,15 @@ class TargetSettings:
             role_arn=given.pop("role_arn", None) or os.environ.get(ROLE_ENV),
             bucket=given.pop("bucket", None) or os.environ.get(BUCKET_ENV),
             endpoint_url=given.pop("endpoint_url", None) or os.environ.get(ENDPOINT_ENV),
+            instance_type=given.pop("instance_type", None) or os.environ.get(INSTANCE_TYPE_ENV),
             **given,
         )
 
 
 @dataclass
 class Target:
-    """What a workflow needs: sessions for boto3 and the SageMaker SDK, a role, a bucket."""
+    """What a workflow needs: sessions for boto3 and the SageMaker SDK, a role, a bucket, the
+    instance type, and the partition's names (``arn:aws-cn:...``, ``amazonaws.com.cn`` in China)."""
 
     name: str
     region: str
@@ -98,6 +108,9 @@ class Target:
     sagemaker_session: object  # sagemaker.Session; imported lazily, the SDK is slow to import
     tracker: ResourceTracker
     endpoint_url: str | None = None
+    instance_type: str = plans.DEFAULT_INSTANCE_TYPE
+    #: Seconds between status checks while a workflow waits (AWS: its own pace; local: fast).
+    poll_seconds: float = 5.0
     _clients: dict = field(default_factory=dict, repr=False)
 
     def client(self, service: str):
@@ -105,13 +118,34 @@ class Target:
             self._clients[service] = self.boto_session.client(service)
         return self._clients[service]
 
+    @functools.cached_property
+    def partition(self) -> str:
+        return self.boto_session.get_partition_for_region(self.region)
+
+    @functools.cached_property
+    def dns_suffix(self) -> str:
+        resolver = self.boto_session._session._get_internal_component("endpoint_resolver")
+        return resolver.get_partition_dns_suffix(self.partition)
+
+    @functools.cached_property
+    def account(self) -> str:
+        return self.client("sts").get_caller_identity()["Account"]
+
+    def arn(
+        self, service: str, resource: str, *, region: str | None = None, account: str | None = None
+    ) -> str:
+        """An ARN in this target's partition; ``region``/``account`` default to the target's."""
+        region = self.region if region is None else region
+        account = self.account if account is None else account
+        return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
+
     def execute_api_url(self, api_id: str, stage: str) -> str:
         """The public URL of a deployed REST API stage's root resource."""
         if self.endpoint_url:
             from emulation.apigateway import execute_api_url
 
             return execute_api_url(self.endpoint_url, api_id, stage) + "/"
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}/"
+        return f"https://{api_id}.execute-api.{self.region}.{self.dns_suffix}/{stage}/"
 
 
 class VirtualClock:
@@ -187,7 +221,9 @@ def _validate_sdk_config_once() -> None:
     sdk_utils.validate_sagemaker_config = validate_once
 
 
-def _sagemaker_session(boto_session: boto3.Session, bucket: str):
+def _sagemaker_session(boto_session: boto3.Session, bucket: str | None):
+    """The SDK's session. Build it only after the tracker is attached to ``boto_session``: its
+    clients are made here and copy the session's event handlers as they are now."""
     import sagemaker
 
     _validate_sdk_config_once()
@@ -197,21 +233,47 @@ def _sagemaker_session(boto_session: boto3.Session, bucket: str):
 
 
 @contextlib.contextmanager
-def open_target(settings: TargetSettings, log=print) -> Iterator[Target]:
-    """Yield a ready Target; on exit remove every resource the run created (unless ``keep``)."""
+def open_target(
+    settings: TargetSettings, log=print, plan: list[plans.Item] | None = None
+) -> Iterator[Target]:
+    """Yield a ready Target; on exit remove every resource the run created (unless ``keep``).
+
+    ``plan`` (what the workflow will create) lets the aws target check the account's quotas before
+    anything billable exists. Whatever cleanup cannot remove raises :class:`LeftBehind`.
+    """
     opener = _open_local if settings.name == "local" else _open_aws
-    with opener(settings, log) as target:
+    with opener(settings, log, plan or []) as target:
         try:
             yield target
         finally:
             if settings.keep:
-                log(f"--keep: leaving {len(target.tracker.created)} resource(s) in place")
+                _warn_kept(target, log)
             else:
-                target.tracker.cleanup(log)
+                problems = target.tracker.cleanup(log)
+                if problems:
+                    raise LeftBehind(problems)
+
+
+def _warn_kept(target: Target, log) -> None:
+    kept = target.tracker.created
+    if target.name == "local":
+        log(f"--keep: leaving {len(kept)} resource(s) in place")
+        return
+    log(f"--keep: leaving {len(kept)} resource(s) in place; remove them yourself when done:")
+    for resource in kept:
+        log(f"  - {resource}")
+    endpoints = [r.name for r in kept if r.kind == "endpoint"]
+    if endpoints:
+        log(
+            f"  WARNING: endpoint(s) {', '.join(endpoints)} bill every hour they exist "
+            f"({target.instance_type}; `sagelocal run ... --plan` shows the price)."
+        )
+    if any(r.kind == "rest-api" for r in kept):
+        log("  WARNING: the REST API stage is public: anyone with its URL can call it (throttled per stage).")
 
 
 @contextlib.contextmanager
-def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
+def _open_local(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator[Target]:
     from emulation import Emulator, EmulatorConfig
 
     with contextlib.ExitStack() as stack:
@@ -237,7 +299,9 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
         )
         stack.enter_context(_patched_sdk_clock())
         boto_session = boto3.Session(region_name=region)
-        tracker = ResourceTracker(boto_session)
+        tracker = ResourceTracker(
+            boto_session, poll_seconds=LOCAL_POLL_SECONDS, wait_seconds=LOCAL_WAIT_SECONDS
+        )
         bucket = settings.bucket or f"sagemaker-{region}-{config.account_id}"
         s3 = boto_session.client("s3")
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -251,11 +315,41 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
             sagemaker_session=_sagemaker_session(boto_session, bucket),
             tracker=tracker,
             endpoint_url=url,
+            instance_type=settings.instance_type or plans.DEFAULT_INSTANCE_TYPE,
+            poll_seconds=LOCAL_POLL_SECONDS,
         )
 
 
 @contextlib.contextmanager
-def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
+def _open_aws(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator[Target]:
+    boto_session = aws_session(settings)
+    instance_type = settings.instance_type or plans.DEFAULT_INSTANCE_TYPE
+    # The tracker first: every client made after this (the SDK's included) reports what it creates.
+    tracker = ResourceTracker(boto_session)
+    _require_quotas(boto_session, plan, log)
+    # Without --bucket the SDK's own default_bucket() makes sagemaker-<region>-<account> if needed
+    # and checks that this account owns it (a bucket of that name may belong to someone else).
+    sagemaker_session = _sagemaker_session(boto_session, settings.bucket)
+    bucket = settings.bucket or sagemaker_session.default_bucket()
+    log(
+        f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}, "
+        f"instances {instance_type}"
+    )
+    yield Target(
+        name="aws",
+        region=settings.region,
+        role_arn=settings.role_arn,
+        bucket=bucket,
+        boto_session=boto_session,
+        sagemaker_session=sagemaker_session,
+        tracker=tracker,
+        instance_type=instance_type,
+        poll_seconds=AWS_POLL_SECONDS,
+    )
+
+
+def aws_session(settings: TargetSettings) -> boto3.Session:
+    """A boto3 session for real AWS, refusing what would send it elsewhere or nowhere."""
     missing = [what for what, value in (("--region (or AWS_REGION)", settings.region),
                                         (f"--role-arn (or {ROLE_ENV})", settings.role_arn)) if not value]  # fmt: skip
     if missing:
@@ -280,17 +374,23 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role)"
         )
-    bucket = settings.bucket
-    if bucket is None:
-        account = boto_session.client("sts").get_caller_identity()["Account"]
-        bucket = f"sagemaker-{settings.region}-{account}"
-    log(f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}")
-    yield Target(
-        name="aws",
-        region=settings.region,
-        role_arn=settings.role_arn,
-        bucket=bucket,
-        boto_session=boto_session,
-        sagemaker_session=_sagemaker_session(boto_session, bucket),
-        tracker=ResourceTracker(boto_session),
-    )
+    return boto_session
+
+
+def _require_quotas(boto_session: boto3.Session, plan: list[plans.Item], log) -> None:
+    """Refuse a run the account's SageMaker quotas would stop halfway (after paying for the start)."""
+    needs = plans.needed_quotas(plan)
+    if not needs:
+        return
+    try:
+        values = plans.sagemaker_quotas(boto_session, set(needs))
+    except plans.QuotaUnavailable as error:
+        log(f"WARNING: could not read the SageMaker quotas from Service Quotas ({error}); going on unchecked")
+        return
+    problems = plans.quota_problems(needs, values)
+    if problems:
+        raise TargetError(
+            "this account's SageMaker quotas would stop the run: "
+            + "; ".join(problems)
+            + f". Pick another --instance-type or request an increase: {plans.QUOTA_INCREASE_URL}"
+        )
