@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from workflows import boston, steps
+from workflows.cleanup import delete_endpoint
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
 from workflows.plan import Item, instances
@@ -97,7 +98,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         response = runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="text/csv", Body=payload)
         endpoint_predictions = boston_data.parse_predictions(response["Body"].read().decode())
     finally:
-        sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        # The original deleted at once; SageMaker refuses that while the endpoint is still Creating.
+        delete_endpoint(sagemaker, endpoint_name, target.poll_seconds, target.tracker.wait_seconds)
         sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
         sagemaker.delete_model(ModelName=model_name)
 

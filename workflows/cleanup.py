@@ -212,13 +212,6 @@ class ResourceTracker:
         return problems
 
     # -- one resource ------------------------------------------------------------------------------
-    def _wait(self, what: str, settled: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + self.wait_seconds
-        while not settled():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not settle within {self.wait_seconds:.0f} s")
-            time.sleep(self.poll_seconds)
-
     def _remove(self, resource: Resource) -> str | None:
         """Remove (or stop) one resource; return what was done, None when nothing was left to do."""
         client = self._client(resource.service)
@@ -226,10 +219,7 @@ class ResourceTracker:
         if kind in ("training-job", "tuning-job", "transform-job", "processing-job"):
             return self._stop_job(client, kind, name)
         if kind == "endpoint":
-            status = lambda: client.describe_endpoint(EndpointName=name)["EndpointStatus"]  # noqa: E731
-            self._wait(f"endpoint {name}", lambda: status() not in _ENDPOINT_IN_PROGRESS)
-            client.delete_endpoint(EndpointName=name)
-            self._wait(f"deletion of endpoint {name}", lambda: _gone(status))
+            delete_endpoint(client, name, self.poll_seconds, self.wait_seconds)
         elif kind == "model":
             client.delete_model(ModelName=name)
         elif kind == "endpoint-config":
@@ -280,7 +270,9 @@ class ResourceTracker:
         if current == "InProgress":
             stop(**{argument: name})
         # Stopped jobs still upload what they have: wait, so their outputs are removed too.
-        self._wait(f"{kind} {name}", lambda: status() not in _JOB_RUNNING)
+        wait_until(
+            f"{kind} {name}", lambda: status() not in _JOB_RUNNING, self.poll_seconds, self.wait_seconds
+        )
         return "stopped"
 
     def _delete_outputs(self, client, bucket: str, prefix: str, since: dt.datetime) -> str | None:
@@ -314,6 +306,23 @@ class ResourceTracker:
         for stream in streams:
             client.delete_log_stream(logGroupName=group, logStreamName=stream)
         return f"deleted {len(streams)} log stream(s) of" if streams else None
+
+
+def wait_until(what: str, settled: Callable[[], bool], poll_seconds: float, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while not settled():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not settle within {wait_seconds:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def delete_endpoint(sagemaker, name: str, poll_seconds: float, wait_seconds: float) -> None:
+    """Delete an endpoint the way SageMaker allows it: once it is no longer Creating or Updating
+    (it refuses before), then wait until it is gone, so that nothing is left billing."""
+    status = lambda: sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]  # noqa: E731
+    wait_until(f"endpoint {name}", lambda: status() not in _ENDPOINT_IN_PROGRESS, poll_seconds, wait_seconds)
+    sagemaker.delete_endpoint(EndpointName=name)
+    wait_until(f"deletion of endpoint {name}", lambda: _gone(status), poll_seconds, wait_seconds)
 
 
 def _gone(read: Callable[[], object]) -> bool:

@@ -284,7 +284,7 @@ def _propagation(target: Target, log, what: str) -> dict:
 
 
 def _waiter_config(target: Target) -> dict:
-    delay = max(target.poll_seconds, 0.05)
+    delay = min(target.poll_seconds, 1.0)  # boto3's own delay for this waiter on AWS; faster locally
     return {"Delay": delay, "MaxAttempts": int(PROPAGATION_SECONDS / delay) + 1}
 
 
@@ -388,7 +388,9 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         # A new deployment and Lambda permission may answer 5xx at first on AWS: retry those.
         status, body, score = with_backoff(
             lambda review=review: ask_public_api(app.api_url, review),
-            retry_if=lambda outcome: isinstance(outcome, OSError) or outcome[0] in (500, 503),
+            retry_if=lambda outcome: (
+                isinstance(outcome, OSError) if isinstance(outcome, Exception) else outcome[0] in (500, 503)
+            ),
             **_propagation(target, log, "the public API"),
         )
         if status != 200:

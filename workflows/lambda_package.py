@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -90,6 +91,7 @@ def linux_wheel_files(name: str, version: str):
     target = WHEEL_CACHE / f"{name}-{version}-{_python_tag()}-{LAMBDA_PLATFORM}"
     if not target.exists():
         partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:",
             "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
@@ -98,6 +100,7 @@ def linux_wheel_files(name: str, version: str):
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
             raise PackageError(
                 f"{name} {version} is compiled for this machine, not for Lambda ({LAMBDA_PLATFORM}, {RUNTIME}), "
                 f"and pip found no wheel for Lambda's platform: {result.stderr.strip()[-500:]}. "

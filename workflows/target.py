@@ -110,7 +110,7 @@ class Target:
     endpoint_url: str | None = None
     instance_type: str = plans.DEFAULT_INSTANCE_TYPE
     #: Seconds between status checks while a workflow waits (AWS: its own pace; local: fast).
-    poll_seconds: float = 5.0
+    poll_seconds: float = AWS_POLL_SECONDS
     _clients: dict = field(default_factory=dict, repr=False)
 
     def client(self, service: str):
