@@ -22,6 +22,8 @@ import functools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,6 +109,7 @@ class Target:
     boto_session: boto3.Session
     sagemaker_session: object  # sagemaker.Session; imported lazily, the SDK is slow to import
     tracker: ResourceTracker
+    ctrl_c: CtrlC
     endpoint_url: str | None = None
     instance_type: str = plans.DEFAULT_INSTANCE_TYPE
     #: Seconds between status checks while a workflow waits (AWS: its own pace; local: fast).
@@ -244,7 +247,8 @@ def open_target(
     opener = _open_local if settings.name == "local" else _open_aws
     with opener(settings, log, plan or []) as target:
         try:
-            yield target
+            with target.ctrl_c.honoured():
+                yield target
         finally:
             if settings.keep:
                 _warn_kept(target, log)
@@ -252,6 +256,42 @@ def open_target(
                 problems = target.tracker.cleanup(log)
                 if problems:
                     raise LeftBehind(problems)
+
+
+class CtrlC:
+    """Ctrl-C stops the run even where the SDK swallows it.
+
+    The SDK's telemetry wrapper (around ``fit``, ``deploy``, ``transform``...) returns from a
+    ``finally`` block, which discards a KeyboardInterrupt raised inside: ``fit()`` would return as
+    if training had finished. So during the run a Ctrl-C is remembered and raised again at the
+    next AWS call. Attached to the session before any client exists (clients copy its handlers).
+    """
+
+    def __init__(self, boto_session: boto3.Session):
+        self.pending = threading.Event()
+        boto_session.events.register_first("before-call", self._raise_again)
+
+    def _raise_again(self, **kwargs) -> None:
+        if self.pending.is_set():
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def honoured(self) -> Iterator[None]:
+        """While the run lasts (main thread only: signal handlers live there)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_ctrl_c(signum, frame):
+            self.pending.set()
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self.pending.clear()  # cleanup's own calls go through
 
 
 def _warn_kept(target: Target, log) -> None:
@@ -299,6 +339,7 @@ def _open_local(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterat
         )
         stack.enter_context(_patched_sdk_clock())
         boto_session = boto3.Session(region_name=region)
+        ctrl_c = CtrlC(boto_session)
         tracker = ResourceTracker(
             boto_session, poll_seconds=LOCAL_POLL_SECONDS, wait_seconds=LOCAL_WAIT_SECONDS
         )
@@ -314,6 +355,7 @@ def _open_local(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterat
             boto_session=boto_session,
             sagemaker_session=_sagemaker_session(boto_session, bucket),
             tracker=tracker,
+            ctrl_c=ctrl_c,
             endpoint_url=url,
             instance_type=settings.instance_type or plans.DEFAULT_INSTANCE_TYPE,
             poll_seconds=LOCAL_POLL_SECONDS,
@@ -325,7 +367,7 @@ def _open_aws(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator
     boto_session = aws_session(settings)
     instance_type = settings.instance_type or plans.DEFAULT_INSTANCE_TYPE
     # The tracker first: every client made after this (the SDK's included) reports what it creates.
-    tracker = ResourceTracker(boto_session)
+    ctrl_c, tracker = CtrlC(boto_session), ResourceTracker(boto_session)
     _require_quotas(boto_session, plan, log)
     # Without --bucket the SDK's own default_bucket() makes sagemaker-<region>-<account> if needed
     # and checks that this account owns it (a bucket of that name may belong to someone else).
@@ -343,6 +385,7 @@ def _open_aws(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator
         boto_session=boto_session,
         sagemaker_session=sagemaker_session,
         tracker=tracker,
+        ctrl_c=ctrl_c,
         instance_type=instance_type,
         poll_seconds=AWS_POLL_SECONDS,
     )
