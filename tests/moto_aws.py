@@ -444,7 +444,7 @@ def _compute_once() -> None:
 
 
 def main(workflow: str, output: Path) -> dict:
-    from workflows import registry
+    from workflows import cli, registry
     from workflows import target as target_module
     from workflows.cleanup import _CREATES, LeftBehind
     from workflows.plan import DEFAULT_INSTANCE_TYPE, needed_quotas
@@ -504,6 +504,10 @@ def main(workflow: str, output: Path) -> dict:
     with mock_aws():
         QUOTAS.clear()
         QUOTAS.update({name: float(count) for name, count in needed_quotas(items).items()})
+        plan_output = io.StringIO()
+        with contextlib.redirect_stdout(plan_output):
+            cli._plan(workflow, settings)
+        report["plan"] = plan_output.getvalue()
         report["scenarios"]["clean"] = first = scenario("clean")
         steps = len(first["creating_calls"])
         for at in range(1, steps + 1):

@@ -400,7 +400,12 @@ def test_workflow_on_the_aws_target_leaves_nothing_behind_also_after_failures_an
     """The workflow's real code path (SDK included) against moto's AWS: a clean run, a failure
     injected at each creating call, Ctrl-C at each (with a second Ctrl-C during cleanup), and a
     quota of 0; after each, listing the whole account finds nothing the run made."""
-    scenarios = _moto_run(workflow, tmp_path)["scenarios"]
+    report = _moto_run(workflow, tmp_path)
+    # --plan with credentials reads the account's quotas (moto has no Price List API: it says so).
+    assert "ml.m5.xlarge for training job usage >= " in report["plan"]
+    assert "(this account: " in report["plan"] and "nothing was created." in report["plan"]
+    assert "the Price List API did not answer" in report["plan"]
+    scenarios = report["scenarios"]
     clean = scenarios["clean"]
     assert clean["outcome"] == "completed", clean["outcome"]
     assert EXPECTED_CREATIONS[workflow] <= set(clean["creating_calls"])

@@ -211,6 +211,10 @@ def _plan(name: str, settings: TargetSettings) -> int:
                 else "  billed per instance-hour (price: https://aws.amazon.com/sagemaker/pricing/)"
             )
         print(f"  - {item.kind}: {item.detail}{cost}")
+    print(
+        f"  - S3 objects: the data it uploads and what its jobs write (in {settings.bucket or 'the default bucket'})"
+    )
+    print("  - CloudWatch Logs: its jobs' log streams, its endpoint's and function's log groups")
     needs = plans.needed_quotas(items)
     if aws and needs:
         print("SageMaker quotas it needs (Service Quotas, per account and region):")
