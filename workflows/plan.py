@@ -19,7 +19,7 @@ import botocore.exceptions
 #: A current-generation general-purpose type offered in every commercial region (ml.m4.xlarge, the
 #: notebooks' type, is a previous generation missing in newer regions).
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
-USAGES = ("training", "transform", "endpoint")
+USAGES = ("training", "transform", "processing", "endpoint")
 QUOTA_INCREASE_URL = "https://console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas"
 
 
@@ -105,4 +105,9 @@ def hourly_prices(boto_session, region: str, instance_type: str) -> dict[str, fl
     return prices
 
 
-_COMPONENTS = {"training": ("training",), "transform": ("transform", "batch"), "endpoint": ("hosting",)}
+_COMPONENTS = {
+    "training": ("training",),
+    "transform": ("transform", "batch"),
+    "processing": ("processing",),
+    "endpoint": ("hosting",),
+}
