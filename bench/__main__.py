@@ -5,15 +5,31 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import gate, imdb_full_scale, invoke_latency, persistence, script_mode, tuning, workflow_times
+from bench import (
+    exec_notebook,
+    gate,
+    imdb_full_scale,
+    invoke_latency,
+    lambda_latency,
+    persistence,
+    request_path,
+    runners,
+    script_mode,
+    tuning,
+    workflow_times,
+)
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
     "invoke_latency": invoke_latency,
     "gate": gate,
+    "lambda_latency": lambda_latency,
+    "request_path": request_path,
+    "exec_notebook": exec_notebook,
     "tuning": tuning,
     "persistence": persistence,
     "script_mode": script_mode,
+    "runners": runners,
     "imdb_full_scale": imdb_full_scale,
 }
 

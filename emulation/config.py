@@ -25,6 +25,9 @@ class EmulatorConfig:
     region: str = field(default_factory=lambda: _env("SAGELOCAL_REGION", "us-east-1"))
     access_key_id: str = field(default_factory=lambda: _env("SAGELOCAL_ACCESS_KEY_ID", "test"))
     secret_access_key: str = field(default_factory=lambda: _env("SAGELOCAL_SECRET_ACCESS_KEY", "test"))
+    #: What runs containers: ``process`` (child processes, the default), ``docker`` (the job's own
+    #: image through the Docker Engine API) or ``auto`` (docker when a daemon answers).
+    runner: str = field(default_factory=lambda: _env("SAGELOCAL_RUNNER", "process"))
     #: Where job directories (the container's /opt/ml) and endpoint model copies live.
     data_dir: Path = field(
         default_factory=lambda: Path(
@@ -46,7 +49,21 @@ class EmulatorConfig:
         )
     )
 
+    #: An execution environment idle this long is stopped, as AWS reclaims idle ones.
+    lambda_idle_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_IDLE_SECONDS", "600"))
+    )
+
     # -- strictness: where AWS refuses what a laptop would allow (each one relaxable) -------------
+    #: A new Lambda function is Pending this long before Active (0: at once); invocations meanwhile
+    #: fail as on AWS (README, "Lambda").
+    lambda_pending_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_PENDING_SECONDS", "0.5"))
+    )
+    #: Lambda package files keep only their world permissions (the sandbox runs as another user).
+    lambda_strict_permissions: bool = field(
+        default_factory=lambda: _flag("SAGELOCAL_LAMBDA_STRICT_PERMISSIONS", True)
+    )
     #: A role created through IAM cannot be assumed for this long (IAM's eventual consistency);
     #: 0 turns it off.
     role_propagation_seconds: float = field(

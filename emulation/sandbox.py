@@ -5,7 +5,8 @@ environment; a SageMaker container sees its job directory at /opt/ml. Neither se
 processes or the emulator's secrets. :class:`Sandbox` describes such a view, and
 :meth:`Sandbox.command` turns it into the ``bwrap`` command line that runs a program inside it: new
 user, PID, IPC, UTS and cgroup namespaces, its own network namespace unless asked otherwise (with
-only a loopback interface), no capabilities, and only the bound paths in its file system. The
+only a loopback interface), no capabilities, and only the bound paths in its file system, writable
+only where a bind says so. The
 process dies with the one that started it if asked.
 
 Where bubblewrap cannot run (macOS, most containers without user namespaces) :func:`available` is
@@ -49,8 +50,8 @@ class Bind:
 class Sandbox:
     """What a sandboxed program sees.
 
-    ``binds`` are mounted in order (a later bind may sit inside an earlier one); ``empty`` paths get
-    an empty in-memory directory after the binds, e.g. to hide a bound directory's subdirectory;
+    ``binds`` and ``empty`` paths (an empty in-memory directory, e.g. to hide a bound directory's
+    subdirectory) are mounted outermost first, so one may sit inside another;
     ``workdir`` is the program's working directory; ``network=False`` gives it its own network
     namespace with only loopback; ``uid``/``gid`` are its ids inside (the host sees the caller's).
     ``die_with_parent`` kills the sandbox when the *thread* that started it ends (the kernel's
@@ -78,11 +79,16 @@ class Sandbox:
         if self.gid is not None:
             command += ["--gid", str(self.gid)]
         command += ["--proc", "/proc", "--dev", "/dev"]
-        for bind in self.binds:
-            command += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
-        for path in self.empty:
-            command += ["--tmpfs", path]
-        command += ["--chdir", self.workdir, "--", *argv]
+        # Outer mounts before the ones inside them, whatever order they were given in: a private
+        # /tmp must not hide an interpreter that lives under /tmp (a tox or CI virtualenv), and an
+        # empty directory inside a bind must come after it. Same depth: the order given.
+        mounts = [("--bind" if b.writable else "--ro-bind", str(b.source), b.target) for b in self.binds]
+        mounts += [("--tmpfs", path) for path in self.empty]
+        for mount in sorted(mounts, key=lambda m: len(Path(m[-1]).parts)):
+            command += list(mount)
+        # The root itself (bwrap's scratch tmpfs, holding the mount points) is read-only too: the
+        # program writes only where a writable bind (or an ``empty`` directory) lets it.
+        command += ["--remount-ro", "/", "--chdir", self.workdir, "--", *argv]
         return command
 
 
@@ -171,19 +177,38 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def drop_capabilities() -> None:
-    """For ``Popen(preexec_fn=...)`` without a sandbox: the program gets no capabilities, even as root.
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree, also one whose modes deny its owner (e.g. a package unpacked with only
+    its world permissions, which a sandboxed program got to see as on the cloud)."""
 
-    Empties the capability bounding set, so that root's programs obey file modes (no
-    CAP_DAC_OVERRIDE) as an unprivileged user does. Without CAP_SETPCAP (an unprivileged user)
-    there is nothing to drop and nothing happens.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop = 24
-    for capability in range(64):
-        if (
-            libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0 and ctypes.get_errno() != 22
-        ):  # EINVAL: no such cap
+    def open_up(directory: str) -> None:  # top-down: a directory must be opened before it is listed
+        try:
+            os.chmod(directory, 0o700)
+            entries = list(os.scandir(directory))
+        except OSError:
             return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                open_up(entry.path)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        open_up(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def without_capabilities(argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` with no capabilities, for a program run without a sandbox.
+
+    For root, through util-linux's ``setpriv`` with empty bounding and inheritable sets: the program
+    then obeys file modes (no CAP_DAC_OVERRIDE) as an unprivileged user does. Other users have no
+    capabilities to drop, and get ``argv`` as it is.
+    """
+    if os.getuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        _logger.warning(
+            "setpriv (util-linux) is missing: programs run without a sandbox keep root's capabilities"
+        )
+        return list(argv)
+    return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", *argv]

@@ -1,13 +1,21 @@
 """Shared fixtures: one real emulator on a free port for the whole session, and clients for it.
 
-With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sagelocal up`` or
-``docker compose up``), the tests use that emulator instead of starting one.
+With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sagelocal emulator``,
+``sagelocal up`` or ``docker compose up``), the tests use that emulator instead of starting one;
+tests that reach into the emulator's process ask for ``in_process_emulator`` and are skipped there,
+with the reason. Every test makes the resources it checks (names with a random suffix), so the
+suite runs in any order, file by file, and against a stack that already holds other resources.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
+import textwrap
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import boto3
@@ -18,6 +26,7 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 from response_shapes import check_responses  # noqa: E402
 
 from emulation import Emulator, EmulatorConfig  # noqa: E402
+from emulation.apigateway import execute_api_url  # noqa: E402
 
 REGION = "us-east-1"
 
@@ -28,6 +37,9 @@ class RunningStack:
 
     url: str
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
+
+    def execute_api_url(self, api_id: str, stage: str) -> str:
+        return execute_api_url(self.url, api_id, stage)
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +54,11 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture
 def in_process_emulator(emulator):
-    """For tests that reach into the emulator's state (e.g. to kill a job's process)."""
+    """For tests that reach into the emulator's state or processes (e.g. to kill a job's process)."""
     if isinstance(emulator, RunningStack):
-        pytest.skip("needs the emulator in this process")
+        pytest.skip(
+            "reaches into the emulator's process: not possible with SAGELOCAL_ENDPOINT (an external stack)"
+        )
     return emulator
 
 
@@ -73,6 +87,17 @@ def client(emulator, boto_session):
 
 
 @pytest.fixture(scope="session")
+def bucket(client):
+    name = "sagelocal-tests"
+    client("s3").create_bucket(Bucket=name)
+    return name
+
+
+# -- Lambda ---------------------------------------------------------------------------------------
+LAMBDA_ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+@pytest.fixture(scope="session")
 def lambda_role(emulator, client) -> str:
     """The tests' Lambda execution role, created once and then given time to propagate: like IAM,
     the emulator refuses a role for a moment after CreateRole (role_propagation_seconds)."""
@@ -85,8 +110,62 @@ def lambda_role(emulator, client) -> str:
     return arn
 
 
-@pytest.fixture(scope="session")
-def bucket(client):
-    name = "sagelocal-tests"
-    client("s3").create_bucket(Bucket=name)
-    return name
+@pytest.fixture(scope="module")
+def lam(client, lambda_role):
+    # What the functions in the tests call with the role's keys: IAM is enforced, as on AWS.
+    client("iam").put_role_policy(
+        RoleName="lambda-role",
+        PolicyName="test-functions",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}
+                ],
+            }
+        ),
+    )
+    return client("lambda")
+
+
+@pytest.fixture
+def make_function(lam, request):
+    """``make_function(source, **config)``: a python3.12 function named after the test, handler app.handler."""
+    names = []
+
+    def make(
+        source: str | dict[str, str],
+        *,
+        handler: str = "app.handler",
+        modes: dict[str, int] | None = None,
+        **config,
+    ) -> str:
+        name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
+        files = {"app.py": source} if isinstance(source, str) else source
+        lam.create_function(
+            FunctionName=name,
+            Runtime=config.pop("Runtime", "python3.12"),
+            Role=LAMBDA_ROLE_ARN,
+            Handler=handler,
+            Code={"ZipFile": lambda_package(files, modes)},
+            **config,
+        )
+        names.append(name)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
+        return name
+
+    yield make
+    for name in names:
+        lam.delete_function(FunctionName=name)
+
+
+def lambda_package(files: dict[str, str], modes: dict[str, int] | None = None) -> bytes:
+    """A deployment package (.zip) from {path: source}; files are 0644 (Lambda needs them world-readable)
+    unless ``modes`` says otherwise."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, source in files.items():
+            entry = zipfile.ZipInfo(name)
+            entry.external_attr = (0o100000 | (modes or {}).get(name, 0o644)) << 16
+            archive.writestr(entry, textwrap.dedent(source))
+    return buffer.getvalue()

@@ -448,7 +448,8 @@ def main(workflow: str, output: Path) -> dict:
     from workflows import target as target_module
     from workflows.cleanup import _CREATES, LeftBehind
     from workflows.plan import DEFAULT_INSTANCE_TYPE, needed_quotas
-    from workflows.target import TargetSettings, VirtualClock, open_target
+    from workflows.sdk_hooks import VirtualClock
+    from workflows.target import TargetSettings, open_target
 
     module = registry.load(workflow)
     injector = Injector(set(_CREATES))

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+from conftest import lambda_package
 
 REGION = "us-east-1"
 NO_RETRIES = Config(retries={"max_attempts": 0})
@@ -715,12 +716,7 @@ def test_wrongly_typed_requests_to_moto_served_apis_get_aws_400(
 
 # -- IAM where AWS enforces it at run time --------------------------------------------------------
 def _zip(source: str) -> bytes:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as package:
-        package.writestr("app.py", source)
-    return buffer.getvalue()
+    return lambda_package({"app.py": source})  # world-readable, as Lambda needs (and the emulator checks)
 
 
 CALLER_SOURCE = """
@@ -769,6 +765,7 @@ def _function_with_role(client, name: str, statements: list[dict]) -> str:
         Code={"ZipFile": _zip(CALLER_SOURCE)},
         Timeout=30,
     )
+    client("lambda").get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     return role["RoleName"]
 
 
@@ -844,6 +841,7 @@ def test_gateway_without_permission_gets_500_and_a_log_line(in_process_emulator,
         Handler="app.handler",
         Code={"ZipFile": _zip(ECHO_SOURCE)},
     )
+    client("lambda").get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     api_id = _api_to(client, name)
     url = in_process_emulator.execute_api_url(api_id, "prod") + "/"
     with caplog.at_level(logging.WARNING, logger="sagelocal.apigateway"):

@@ -190,7 +190,7 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         target.client("lambda"),
         target.client("apigateway"),
     )
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
     function_name, role_name = f"{FUNCTION_NAME}-{stamp}", f"{ROLE_NAME}-{stamp}"
     endpoint_arn = target.arn("sagemaker", f"endpoint/{endpoint_name.lower()}")
     role_arn = iam.create_role(
@@ -233,7 +233,7 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         retry_if=lambda outcome: "cannot be assumed" in str(outcome),
         **_propagation(target, log, "the new role"),
     )
-    # Invocations fail while the function is Pending: wait for Active.
+    # A new function is Pending for a moment; invoking it meanwhile fails (on AWS and locally).
     lambda_client.get_waiter("function_active_v2").wait(
         FunctionName=function_name, WaiterConfig=_waiter_config(target)
     )

@@ -146,7 +146,7 @@ class SageMakerBackend:
 
     def resolve_image(self, uri: str) -> images.ContainerImage:
         try:
-            return images.resolve(uri)
+            return images.resolve(uri, any_image=self.runner.runs_any_image)
         except images.UnsupportedImage as error:
             raise ValidationError(str(error)) from error
 
@@ -375,6 +375,7 @@ class SageMakerBackend:
     def create_processing_job(self, request: dict[str, Any]) -> ProcessingRun:
         name = request["ProcessingJobName"]
         arn = self.arn("processing-job", name)
+        self.roles.require_for_sagemaker(request["RoleArn"])
         image = self.resolve_image(request["AppSpecification"]["ImageUri"])
         validate_request(request)
         for item in request.get("ProcessingInputs", []):

@@ -43,15 +43,15 @@ class ModelDataError(Exception):
     pass
 
 
-def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.ContainerImage:
+def fetch_model(backend, model: dict[str, Any], destination: Path) -> images.ContainerImage:
     """Unpack a model's ``model.tar.gz`` into ``destination`` (the container's /opt/ml/model)."""
     container = model["PrimaryContainer"]
-    image = images.resolve(container["Image"])
+    image = backend.resolve_image(container["Image"])
     destination.mkdir(parents=True, exist_ok=True)
     url = container.get("ModelDataUrl")
     if url:
         location = S3Location.parse(url)
-        data = moto.get_object(location)
+        data = backend.moto.get_object(location)
         if data is None:
             raise ModelDataError(
                 f"Failed to download model data(bucket: {location.bucket}, key: {location.key}). Please ensure that "
@@ -230,7 +230,7 @@ class EndpointHost:
             / f"{self.name}-{uuid.uuid4().hex[:8]}"
             / spec["VariantName"]
         )
-        image = fetch_model(self.backend.moto, model, work_dir / "model")
+        image = fetch_model(self.backend, model, work_dir / "model")
         environment = dict(model["PrimaryContainer"].get("Environment") or {})
         fetch_serving_code(self.backend.moto, environment, work_dir)
         environment.update(self.backend.user_code_aws_environment())
