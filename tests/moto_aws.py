@@ -10,7 +10,11 @@ account has and the workflow reads or cleanup must remove (it adds to moto, it s
 the workflow):
 - a training job writes ``model.tar.gz`` under its output path and a log stream;
 - a transform job writes ``<input>.out`` (one prediction per input line) and a log stream;
-- an endpoint gets its log group; InvokeEndpoint answers one prediction per input line;
+- a processing job runs its own command (the user's script) on this machine, with its S3 inputs
+  downloaded and its outputs uploaded as the container's /opt/ml/processing would be, and a log
+  stream;
+- an endpoint gets its log group; InvokeEndpoint answers one prediction per input line (CSV, or
+  ``{"predictions": [...]}`` when JSON is asked for, as the script-mode inference.py answers);
 - a tuning job runs three child training jobs (named as SageMaker names them), the first best;
   ListTrainingJobsForHyperParameterTuningJob lists them (moto lacks it);
 - Service Quotas knows the account's SageMaker instance quotas (moto knows only VPC's);
@@ -35,6 +39,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -109,20 +114,60 @@ def _write_training_outputs(job_name: str) -> None:
     _log("/aws/sagemaker/TrainingJobs", f"{job_name}/algo-1-{uuid.uuid4().hex[:10]}")
 
 
-def _transform(params: dict) -> None:
-    source = params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    bucket, prefix = _split(source)
-    out_bucket, out_prefix = _split(params["TransformOutput"]["S3OutputPath"])
+def _objects(uri: str):
+    """(relative path, bytes) of every object under an S3 prefix (one object: its file name)."""
+    bucket, prefix = _split(uri)
     for key, obj in list(_s3().get_bucket(bucket).keys.items()):
         if key.startswith(prefix) and obj is not None:
-            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
-            lines = obj.value.decode().splitlines()
-            _s3().put_object(
-                out_bucket,
-                f"{out_prefix.rstrip('/')}/{relative}.out",
-                ("\n".join(PREDICTION for _ in lines) + "\n").encode(),
-            )
+            yield key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1], obj.value
+
+
+def _transform(params: dict) -> None:
+    out_bucket, out_prefix = _split(params["TransformOutput"]["S3OutputPath"])
+    for relative, body in _objects(params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]):
+        _s3().put_object(
+            out_bucket,
+            f"{out_prefix.rstrip('/')}/{relative}.out",
+            ("\n".join(PREDICTION for _ in body.decode().splitlines()) + "\n").encode(),
+        )
     _log("/aws/sagemaker/TransformJobs", f"{params['TransformJobName']}/i-{uuid.uuid4().hex[:17]}")
+
+
+PROCESSING_ROOT = "/opt/ml/processing"
+
+
+def _process(params: dict) -> None:
+    """The job's container command, run here with its /opt/ml/processing in a temporary directory."""
+    outputs = [o["S3Output"] for o in params.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+    with tempfile.TemporaryDirectory(prefix="processing-") as directory:
+        root = Path(directory)
+
+        def local(path: str) -> Path:
+            return root / Path(path).relative_to(PROCESSING_ROOT)
+
+        for item in params.get("ProcessingInputs", []):
+            for relative, body in _objects(item["S3Input"]["S3Uri"]) if "S3Input" in item else ():
+                destination = local(item["S3Input"]["LocalPath"]) / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(body)
+        for output in outputs:
+            local(output["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        app = params["AppSpecification"]
+        command = [
+            argument.replace(PROCESSING_ROOT, directory)
+            for argument in [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        ]
+        if command and command[0] in ("python", "python3"):
+            command[0] = sys.executable
+        ran = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, f"processing command {command} failed: {ran.stderr[-2000:]}"
+        for output in outputs:
+            bucket, prefix = _split(output["S3Uri"])
+            written = local(output["LocalPath"])
+            for path in sorted(p for p in written.rglob("*") if p.is_file()):
+                key = f"{prefix.rstrip('/')}/{path.relative_to(written)}"
+                _s3().put_object(bucket, key, path.read_bytes())
+    _log("/aws/sagemaker/ProcessingJobs", f"{params['ProcessingJobName']}/algo-1-{uuid.uuid4().hex[:10]}")
 
 
 def _tune(params: dict) -> None:
@@ -223,6 +268,9 @@ def _invoke_endpoint(self):
     assert status == "InService", status
     body = self.body.decode() if isinstance(self.body, bytes) else self.body
     lines = body.splitlines() or [""]
+    if "application/json" in self.headers.get("Accept", ""):
+        answer = {"predictions": [float(PREDICTION) for _ in lines]}
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer)
     return 200, {"Content-Type": "text/csv"}, "\n".join(PREDICTION for _ in lines)
 
 
@@ -234,6 +282,7 @@ def give_moto_the_effects_of_aws() -> None:
     _after(SageMakerResponse, "create_training_job", lambda p: _write_training_outputs(p["TrainingJobName"]))
     _after(SageMakerResponse, "create_transform_job", _transform)
     _after(SageMakerResponse, "create_hyper_parameter_tuning_job", _tune)
+    _after(SageMakerResponse, "create_processing_job", _process)
     _after(
         SageMakerResponse,
         "create_endpoint",
@@ -342,20 +391,31 @@ class _Clients(dict):
 CLIENTS = _Clients()
 
 
+SHARED_LOG_GROUPS = {
+    "/aws/sagemaker/TrainingJobs",
+    "/aws/sagemaker/TransformJobs",
+    "/aws/sagemaker/ProcessingJobs",
+}
+
+
 def everything() -> dict[str, list[str]]:
     """Every resource of the kinds the workflows create, as the account's APIs list them."""
     sagemaker, s3, logs = CLIENTS.get("sagemaker"), CLIENTS.get("s3"), CLIENTS.get("logs")
-    running = [
-        j["TrainingJobName"] for j in sagemaker.list_training_jobs()["TrainingJobSummaries"]
-        if j["TrainingJobStatus"] in ("InProgress", "Stopping")
-    ]  # fmt: skip
+
+    def running(kind: str, name: str) -> list[str]:
+        summaries = getattr(sagemaker, f"list_{kind}s")()[f"{name}Summaries"]
+        return [j[f"{name}Name"] for j in summaries if j[f"{name}Status"] in ("InProgress", "Stopping")]
+
     return {
         "endpoints": [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]],
         "endpoint_configs": [
             c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]
         ],
         "models": [m["ModelName"] for m in sagemaker.list_models()["Models"]],
-        "running_training_jobs": running,
+        "running_training_jobs": running("training_job", "TrainingJob"),
+        "running_tuning_jobs": running("hyper_parameter_tuning_job", "HyperParameterTuningJob"),
+        "running_transform_jobs": running("transform_job", "TransformJob"),
+        "running_processing_jobs": running("processing_job", "ProcessingJob"),
         "functions": [f["FunctionName"] for f in CLIENTS.get("lambda").list_functions()["Functions"]],
         "roles": [r["RoleName"] for r in CLIENTS.get("iam").list_roles()["Roles"]],
         "rest_apis": [a["name"] for a in CLIENTS.get("apigateway").get_rest_apis()["items"]],
@@ -364,11 +424,12 @@ def everything() -> dict[str, list[str]]:
             for b in s3.list_buckets()["Buckets"]
             for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
         ],
+        # The jobs' groups are the account's, shared by every run: only their streams are a run's.
         "log_groups": [
             f"{g['logGroupName']} ({len(logs.describe_log_streams(logGroupName=g['logGroupName'])['logStreams'])} streams)"
             for g in logs.describe_log_groups()["logGroups"]
             if logs.describe_log_streams(logGroupName=g["logGroupName"])["logStreams"]
-            or not g["logGroupName"].startswith("/aws/sagemaker/T")
+            or g["logGroupName"] not in SHARED_LOG_GROUPS
         ],
     }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from workflows import registry
 from workflows import target as target_module
 from workflows.target import TargetError, TargetSettings, open_target
 
@@ -388,11 +389,19 @@ EXPECTED_CREATIONS = {
     "boston-low-level": {"CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint"},
     "boston-tuning-high-level": {"CreateHyperParameterTuningJob", "CreateModel", "CreateTransformJob"},
     "boston-tuning-low-level": {"CreateHyperParameterTuningJob", "CreateModel", "CreateTransformJob"},
+    "boston-script-mode": {
+        "CreateProcessingJob", "CreateHyperParameterTuningJob", "CreateModel", "CreateEndpointConfig",
+        "CreateEndpoint",
+    },
     "imdb-web-app": {
         "CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint",
         "CreateRole", "PutRolePolicy", "CreateFunction", "CreateRestApi",
     },
 }  # fmt: skip
+
+
+def test_every_workflow_has_a_run_on_moto():
+    assert sorted(EXPECTED_CREATIONS) == sorted(registry.WORKFLOWS)
 
 
 @pytest.mark.parametrize("workflow", list(EXPECTED_CREATIONS))

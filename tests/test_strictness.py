@@ -4,7 +4,10 @@ strictness can be relaxed with one setting:
 - DeleteEndpoint of an endpoint still Creating is refused (SageMaker's "Cannot update in-progress
   endpoint"); the run's cleanup waits for the endpoint to settle and then deletes it.
 - A role created a moment ago cannot be assumed yet (IAM's eventual consistency): SageMaker's
-  "Could not assume role", Lambda's "cannot be assumed by Lambda".
+  "Could not assume role" (models, training, processing), Lambda's "cannot be assumed by Lambda".
+
+Lambda's own strictness (a package file that is not world-readable, invoking a Pending function)
+is tested in test_lambda_sandbox.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from emulation.sagemaker import hosting
 from workflows.target import TargetSettings, open_target
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com", "lambda.amazonaws.com"]}, "Action": "sts:AssumeRole"}]}'
 
 
@@ -155,6 +159,14 @@ def _use_role(sagemaker, lam, role_arn: str, bucket: str) -> dict[str, str]:
             StoppingCondition={"MaxRuntimeInSeconds": 60},
             HyperParameters={"num_round": "1"},
         ),
+        "CreateProcessingJob": lambda: sagemaker.create_processing_job(
+            ProcessingJobName=name,
+            RoleArn=role_arn,
+            AppSpecification={"ImageUri": SKLEARN_IMAGE, "ContainerEntrypoint": ["python3", "-c", "pass"]},
+            ProcessingResources={
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 5}
+            },
+        ),
         "CreateFunction": lambda: lam.create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -194,10 +206,12 @@ def test_a_role_used_right_after_create_role_cannot_be_assumed_yet(emulator, cli
     assert at_once == {
         "CreateModel": sagemaker_refusal,
         "CreateTrainingJob": sagemaker_refusal,
+        "CreateProcessingJob": sagemaker_refusal,
         "CreateFunction": "InvalidParameterValueException: The role defined for the function cannot be assumed by Lambda.",
     }
     # Once propagated, the role is accepted (the training job then fails on its empty input: not a role error).
     assert later["CreateModel"] == "ok"
+    assert later["CreateProcessingJob"] == "ok"
     assert later["CreateFunction"] == "ok"
     assert "Could not assume role" not in later["CreateTrainingJob"]
 
@@ -216,6 +230,7 @@ def test_each_strictness_can_be_relaxed_with_one_setting(tmp_path, held_endpoint
         role_arn = iam.create_role(RoleName="at-once", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
         outcome = _use_role(_client(relaxed, "sagemaker"), _client(relaxed, "lambda"), role_arn, "relaxed")
         assert outcome["CreateModel"] == "ok" and outcome["CreateFunction"] == "ok"
+        assert outcome["CreateProcessingJob"] == "ok"
 
         sagemaker = _client(relaxed, "sagemaker")
         name = _create_endpoint(sagemaker, "relaxed")
