@@ -1,9 +1,9 @@
 """The aws target without an AWS account: what it builds, what it refuses, and its cleanup.
 
 Nothing here reaches the network. Where boto3 clients are built, every request is refused by a
-``before-send`` hook. Cleanup of IAM, Lambda and API Gateway runs against moto's in-process mock in
-a child process: ``mock_aws`` resets moto's global backends, which the session's live emulator uses.
-(Cleanup of SageMaker resources is covered on the local target in test_workflows.py.)
+``before-send`` hook. Runs against moto's in-process AWS happen in child processes (``mock_aws``
+resets moto's global backends, which the session's live emulator uses): the cleanup of IAM, Lambda
+and API Gateway resources below, and every registered workflow end to end (tests/moto_aws.py).
 """
 
 from __future__ import annotations

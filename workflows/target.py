@@ -3,8 +3,10 @@
 Workflow code receives a :class:`Target` and builds nothing itself. ``local`` (the default) starts
 an embedded emulator, or attaches to a running one, and points every SDK at it through the
 standard ``AWS_ENDPOINT_URL`` configuration with throwaway credentials. ``aws`` uses the normal
-credential chain and refuses to start without a role ARN and a region. The ``--target`` flag and
-the ``SAGELOCAL_TARGET`` environment variable are one setting.
+credential chain and refuses to start without a role ARN and a region; before anything billable
+exists it checks the account's SageMaker quotas, and without ``--bucket`` it lets the SDK's own
+``default_bucket()`` create and owner-check the bucket. The ``--target`` flag and the
+``SAGELOCAL_TARGET`` environment variable are one setting.
 
 The SageMaker SDK's traps are handled here. For the local target: ``default_bucket()`` would
 call the real regional STS endpoint (so the bucket is passed in), ``fit()`` sends telemetry to a
