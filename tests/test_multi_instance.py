@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import textwrap
 import uuid
 
 import botocore.exceptions
@@ -19,8 +20,10 @@ import numpy as np
 import pytest
 import xgboost
 
+from emulation import sandbox
 from workflows import boston
 from workflows.datasets import boston as boston_data
+from workflows.target import TargetSettings, open_target
 
 ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -238,3 +241,97 @@ def test_one_host_failing_fails_the_job_and_stops_the_others(client, bucket, bos
     assert not any(re.match(r"\[\d+\]#011", line) for line in logs["algo-1"])
     assert described["SecondaryStatus"] == "Failed"
     assert described["BillableTimeInSeconds"] >= 1
+
+
+# -- through the SageMaker SDK ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def target(emulator):
+    with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def sdk_data(target, boston_split):
+    prefix = unique("multi-instance-sdk")
+    s3 = target.client("s3")
+    lines = boston_split.train_csv.read_text().splitlines(keepends=True)
+    for number, chunk in enumerate(np.array_split(np.array(lines, dtype=object), 2)):
+        s3.put_object(
+            Bucket=target.bucket, Key=f"{prefix}/train/part-{number}.csv", Body="".join(chunk).encode()
+        )
+    s3.upload_file(str(boston_split.validation_csv), target.bucket, f"{prefix}/validation/validation.csv")
+    return f"s3://{target.bucket}/{prefix}"
+
+
+def test_estimator_with_instance_count_2_trains_on_two_hosts(target, sdk_data, capsys):
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+
+    estimator = Estimator(
+        image_uri=IMAGE,
+        role=target.role_arn,
+        instance_count=2,
+        instance_type="ml.m5.xlarge",
+        sagemaker_session=target.sagemaker_session,
+        hyperparameters={**boston.HYPERPARAMETERS, "num_round": 20},
+    )
+    estimator.fit(
+        {
+            "train": TrainingInput(
+                f"{sdk_data}/train/", content_type="text/csv", distribution="ShardedByS3Key"
+            ),
+            "validation": TrainingInput(f"{sdk_data}/validation/", content_type="text/csv"),
+        },
+        logs=True,  # the SDK follows one log stream per instance
+    )
+    printed = capsys.readouterr().out
+    assert "Rabit started - Rank 0 of 2" in printed and "Rabit started - Rank 1 of 2" in printed
+    described = estimator.latest_training_job.describe()
+    assert described["TrainingJobStatus"] == "Completed"
+    assert described["ResourceConfig"]["InstanceCount"] == 2
+    assert estimator.model_data.endswith("/output/model.tar.gz")
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="host names resolve through the sandbox's /etc/hosts")
+def test_script_mode_hosts_reach_each_other_by_name(target, sdk_data, tmp_path):
+    """A user's script on two hosts: algo-2 connects to algo-1 by name, as a framework's collective would."""
+    from sagemaker.xgboost import XGBoost
+
+    script = """
+        import json, os, socket, time
+        hosts, me = json.loads(os.environ["SM_HOSTS"]), os.environ["SM_CURRENT_HOST"]
+        if me == hosts[0]:
+            server = socket.create_server((socket.gethostbyname(me), 7777))
+            connection, _ = server.accept()
+            with open(os.path.join(os.environ["SM_MODEL_DIR"], "greeting.txt"), "wb") as out:
+                out.write(connection.recv(100))
+        else:
+            for _ in range(300):
+                try:
+                    with socket.create_connection((hosts[0], 7777)) as connection:
+                        connection.sendall(f"hello from {me} to {hosts[0]}".encode())
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            with open(os.path.join(os.environ["SM_MODEL_DIR"], "greeting.txt"), "w") as out:
+                out.write("not uploaded: only algo-1's model is")
+    """
+    directory = tmp_path / "src"
+    directory.mkdir()
+    (directory / "train.py").write_text(textwrap.dedent(script))
+    estimator = XGBoost(
+        entry_point="train.py",
+        source_dir=str(directory),
+        framework_version="1.7-1",
+        role=target.role_arn,
+        instance_count=2,
+        instance_type="ml.m5.xlarge",
+        sagemaker_session=target.sagemaker_session,
+    )
+    estimator.fit({"train": f"{sdk_data}/train/"}, logs=False)
+    bucket, key = estimator.model_data.removeprefix("s3://").split("/", 1)
+    archive = target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as model:
+        assert model.extractfile("greeting.txt").read() == b"hello from algo-2 to algo-1"
