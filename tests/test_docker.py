@@ -110,7 +110,13 @@ def test_a_killed_container_fails_its_training_job(docker_emulator, sagemaker_cl
     client = docker.from_env()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        running = [c for c in client.containers.list() if c.image.tags and IMAGE in c.image.tags]
+        # This job's own container only (its job directory is bound at /opt/ml): other tests and
+        # other emulators on this machine may be running containers of the same image.
+        running = [
+            c
+            for c in client.containers.list()
+            if IMAGE in c.image.tags and any(name in mount["Source"] for mount in c.attrs["Mounts"])
+        ]
         if running and sagemaker.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training":
             break
         time.sleep(0.5)

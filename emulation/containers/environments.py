@@ -133,6 +133,7 @@ class EnvironmentCache:
                 check=True,
                 capture_output=True,
             )
+            _see_base_packages(building, self.base_interpreter)
             (building / "requirements.txt").write_text("\n".join(requirements) + "\n")
             command = [str(building / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
                        "-r", str(building / "requirements.txt")]  # fmt: skip
@@ -161,6 +162,20 @@ class EnvironmentCache:
                 # another emulator sharing this cache finished the same environment first
         finally:
             shutil.rmtree(building, ignore_errors=True)
+
+
+def _see_base_packages(environment: Path, base_interpreter: str) -> None:
+    """``--system-site-packages`` reaches the system's packages only: when the base interpreter is
+    itself a virtual environment (the Docker image's, a tox environment) its own packages, pip and
+    the framework among them, would be missing. A ``.pth`` file adds them after the environment's."""
+    base_sites = subprocess.run(
+        [base_interpreter, "-c", "import site; print('\\n'.join(site.getsitepackages()))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for own in environment.glob("lib/python*/site-packages"):
+        (own / "_sagelocal_base.pth").write_text("".join(f"{path}\n" for path in base_sites))
 
 
 def _retarget_scripts(building: Path, final: Path) -> None:
