@@ -5,7 +5,12 @@ tests (test_security.py) check the same through the one port."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import io
+import zlib
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -14,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.datastructures import Headers
 
-from emulation import sigv4
+from emulation import bodies, sigv4
 
 NOW = dt.datetime(2026, 3, 4, 12, 0, 0, tzinfo=dt.timezone.utc)
 STAMP = "20260304T120000Z"
@@ -337,3 +342,65 @@ def test_canonical_request_shape():
 def test_signing_key_matches_the_aws_documentation_example():
     key = sigv4.signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam")
     assert key.hex() == "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+
+
+# -- aws-chunked: chunk and trailer signatures -----------------------------------------------------
+def _spec_signature(kind: str, previous: str, tail: str) -> str:
+    """A chunk or trailer signature for secret "secret", built by hand as the S3 streaming
+    specification says (its own key derivation, not the emulator's)."""
+    key = b"AWS4secret"
+    for part in ("20260304", "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    string_to_sign = f"{kind}\n{STAMP}\n20260304/us-east-1/s3/aws4_request\n{previous}\n{tail}"
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_trailer_body(seed: str, chunks, trailer: str, *, sign_trailer_as=None, chain_trailer=True):
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER framing: signed chunks, a zero chunk, the
+    trailing checksum and its signature (over the trailer lines, chained to the last chunk's)."""
+    body, previous = b"", seed
+    for data in (*chunks, b""):
+        tail = f"{sigv4.EMPTY_SHA256}\n{hashlib.sha256(data).hexdigest()}"
+        previous = _spec_signature("AWS4-HMAC-SHA256-PAYLOAD", previous, tail)
+        body += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data
+        body += b"\r\n" if data else b""
+    signed_trailer = sign_trailer_as if sign_trailer_as is not None else trailer
+    trailer_hash = hashlib.sha256(f"{signed_trailer}\n".encode()).hexdigest()
+    signature = _spec_signature("AWS4-HMAC-SHA256-TRAILER", previous if chain_trailer else seed, trailer_hash)
+    return body + f"{trailer}\r\nx-amz-trailer-signature:{signature}\r\n\r\n".encode()
+
+
+def test_a_signed_trailer_verifies_and_a_changed_or_unchained_one_does_not():
+    claimed = sigv4.ClaimedSignature(
+        "AKIDEXAMPLE", "20260304", "us-east-1", "s3", ("host",), "5eed" * 16, STAMP, None, False
+    )
+    chunks = [b"a" * 70000, b"tail"]
+    crc = base64.b64encode(zlib.crc32(b"".join(chunks)).to_bytes(4, "big")).decode()
+    trailer = f"x-amz-checksum-crc32:{crc}"
+
+    def read(body):
+        environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        headers = Headers([("X-Amz-Trailer", "x-amz-checksum-crc32")])
+        signer = sigv4.ChunkSigner(claimed, "secret")
+        return bodies.read_aws_chunked(environ, 1 << 20, headers, signer, sum(map(len, chunks)))
+
+    good = _signed_trailer_body(claimed.signature, chunks, trailer)
+    assert read(good).bytes() == good
+    for forged in (
+        _signed_trailer_body(
+            claimed.signature, chunks, trailer, sign_trailer_as="x-amz-checksum-crc32:AAAAAA=="
+        ),
+        _signed_trailer_body(claimed.signature, chunks, trailer, chain_trailer=False),
+    ):
+        with pytest.raises(sigv4.Refusal) as raised:
+            read(forged)
+        assert raised.value.kind == "bad_signature"
+    # a trailer's signature is not a chunk's: the same chain signed as a payload chunk is refused
+    trailer_hash = hashlib.sha256(f"{trailer}\n".encode()).hexdigest()
+    as_chunk = _spec_signature("AWS4-HMAC-SHA256-PAYLOAD", claimed.signature, trailer_hash)
+    with pytest.raises(sigv4.Refusal):
+        sigv4.ChunkSigner(claimed, "secret").check_trailer(trailer_hash, as_chunk)
+    signer = sigv4.ChunkSigner(claimed, "secret")
+    signer.check_trailer(
+        trailer_hash, _spec_signature("AWS4-HMAC-SHA256-TRAILER", claimed.signature, trailer_hash)
+    )
