@@ -6,6 +6,7 @@ tests (test_security.py) check the same through the one port."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -290,6 +291,25 @@ def test_clock_skew_window_in_the_services_words():
         "Signature not yet current: 20260304T120000Z is still later than 20260304T115959Z "
         "(20260304T114459Z + 15 min.)",
         {"signed": STAMP, "now": "20260304T114459Z"},
+    )
+
+
+def test_a_presigned_url_from_the_future_or_past_its_expiry_is_refused():
+    presigned = dataclasses.replace(claim(in_query=True), expires_seconds=60)
+    sigv4.check_time(presigned, 5, NOW - dt.timedelta(minutes=5))  # the skew window applies
+    sigv4.check_time(presigned, 5, NOW + dt.timedelta(seconds=60))  # valid up to its expiry
+    with pytest.raises(sigv4.Refusal) as raised:
+        sigv4.check_time(presigned, 5, NOW - dt.timedelta(minutes=5, seconds=1))
+    assert (raised.value.kind, raised.value.detail, raised.value.facts) == (
+        "skewed",
+        "not yet current",
+        {"signed": STAMP, "now": "20260304T115459Z"},
+    )
+    with pytest.raises(sigv4.Refusal) as raised:
+        sigv4.check_time(presigned, 5, NOW + dt.timedelta(seconds=61))
+    assert (raised.value.kind, raised.value.facts) == (
+        "expired_url",
+        {"expires": "2026-03-04T12:01:00Z", "now": "2026-03-04T12:01:01Z"},
     )
 
 
