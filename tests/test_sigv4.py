@@ -257,6 +257,22 @@ def test_malformed_presigned_urls(change, detail):
     assert refusal(args={**PRESIGNED, **change}) == ("malformed", detail)
 
 
+@pytest.mark.parametrize("kept", ["X-Amz-Signature", "X-Amz-Credential"])
+def test_either_signature_or_credential_alone_makes_a_presigned_url_and_it_is_incomplete(kept):
+    """Not an unsigned request (which would be refused as missing a signature, in other words)."""
+    missing = ", ".join(name for name in PRESIGNED if name != kept)
+    assert refusal(args={kept: PRESIGNED[kept]}) == (
+        "malformed",
+        f"Query-string authentication requires the {missing} parameter(s).",
+    )
+
+
+def test_a_header_field_splits_at_its_first_equal_sign():
+    authorization = f"AWS4-HMAC-SHA256 Credential={SCOPE}, SignedHeaders=host, Signature=ab=cd"
+    claimed = sigv4.parse(Headers([("Authorization", authorization), ("X-Amz-Date", STAMP)]), {})
+    assert (claimed.signature, claimed.signed_headers, claimed.in_query) == ("ab=cd", ("host",), False)
+
+
 def test_presigned_defaults_and_token_from_query_or_header():
     claimed = sigv4.parse(
         Headers([("X-Amz-Security-Token", "from-header")]), {**PRESIGNED, "X-Amz-Expires": "604800"}
