@@ -46,8 +46,10 @@ def _moto(environ, start_response):
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def edge():
+    """A new edge per test (it is cheap), so that mutation testing counts its construction as part of
+    every test rather than only the first."""
     config = EmulatorConfig(
         port=0, account_id="123456789012", region=REGION, access_key_id=KEY, secret_access_key=SECRET
     )
