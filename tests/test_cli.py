@@ -92,6 +92,9 @@ class Command:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
+            # Ctrl-C as in a terminal, even when pytest itself was started in the background by a
+            # shell without job control (which starts it, and so every child, ignoring SIGINT)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -115,7 +118,7 @@ class Command:
             time.sleep(0.1)
         raise AssertionError(f"no {pattern!r} after {timeout} s:\n{self.output}")
 
-    def interrupt(self, timeout: float = 300) -> int:
+    def interrupt(self, timeout: float = 60) -> int:
         """Ctrl-C, as a user stops it; the exit status."""
         self.process.send_signal(signal.SIGINT)
         try:
@@ -144,22 +147,21 @@ def command():
 
 def refuses_connections(url: str) -> bool:
     try:
-        requests.get(url, timeout=60)
+        requests.get(url, timeout=5)
     except requests.ConnectionError:
         return True
     return False
 
 
-@pytest.mark.timeout(900)
 def test_emulator_command_serves_signed_calls_until_ctrl_c(command):
     port = free_port()
     emulator = command("emulator", "--port", str(port))
-    emulator.wait_for(rf"listening on http://127\.0\.0\.1:{port}", timeout=300)
+    emulator.wait_for(rf"listening on http://127\.0\.0\.1:{port}", timeout=60)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 60
     while refuses_connections(f"{url}/_sagelocal/health") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert requests.get(f"{url}/_sagelocal/health", timeout=60).json()["status"] == "running"
+    assert requests.get(f"{url}/_sagelocal/health", timeout=5).json()["status"] == "running"
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     assert session.client("sagemaker", endpoint_url=url).list_models()["Models"] == []
     s3 = session.client("s3", endpoint_url=url)
@@ -170,14 +172,13 @@ def test_emulator_command_serves_signed_calls_until_ctrl_c(command):
     assert refuses_connections(f"{url}/_sagelocal/health")
 
 
-@pytest.mark.timeout(900)
 def test_web_command_serves_the_page_and_its_config_until_ctrl_c(command):
     api = "http://127.0.0.1:9/_aws/execute-api/abc/prod/"
     web = command("web", "--port", "0", "--api-url", api)
-    url = web.wait_for(r"web page on (http://\S+/)", timeout=300)[1]
-    page = requests.get(url, timeout=60)
+    url = web.wait_for(r"web page on (http://\S+/)", timeout=60)[1]
+    page = requests.get(url, timeout=5)
     assert page.status_code == 200 and "<title>Sentiment Analysis Web App</title>" in page.text
-    assert requests.get(f"{url}config.json", timeout=60).json() == {"apiUrl": api}
+    assert requests.get(f"{url}config.json", timeout=5).json() == {"apiUrl": api}
     assert web.interrupt() == 0
     assert refuses_connections(url)
 
@@ -192,7 +193,7 @@ def test_up_command_serves_the_app_until_ctrl_c(command, tmp_path):
     emulator_url = re.search(r"emulator\s+(http://\S+)", up.output)[1]
     with urllib.request.urlopen(page_url, timeout=10) as page:
         assert b"Sentiment Analysis Web App" in page.read()
-    assert requests.get(f"{page_url}config.json", timeout=60).json() == {"apiUrl": api_url}
+    assert requests.get(f"{page_url}config.json", timeout=5).json() == {"apiUrl": api_url}
     status, body, score = ask_public_api(api_url, "A wonderful, moving film. Brilliant acting, I loved it.")
     assert (status, body) == (200, "1") and score > 0.5
     assert up.interrupt() == 0
