@@ -143,4 +143,3 @@ def test_every_workflow_runs_against_the_stack(stack, workflow):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"== {workflow} done" in result.stdout
-
