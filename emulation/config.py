@@ -30,6 +30,14 @@ class EmulatorConfig:
     #: the emulator starts empty each time; ``sagelocal emulator`` turns it on when it is given a
     #: data directory (``--data-dir`` or SAGELOCAL_DATA_DIR, as the compose file and image do).
     persist: bool = False
+    #: How long InvokeEndpoint waits for a container's answer before ModelError (the service's 60 s).
+    container_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_CONTAINER_TIMEOUT_SECONDS", "60"))
+    )
+    #: How often each endpoint instance gets GET /ping; failing ones are replaced.
+    health_check_interval_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_HEALTH_CHECK_INTERVAL_SECONDS", "5"))
+    )
 
     @property
     def role_arn(self) -> str:

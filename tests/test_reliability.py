@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+import botocore.config
+import botocore.exceptions
 import psutil
 import pytest
 
@@ -224,3 +228,148 @@ def test_nothing_the_emulator_started_outlives_it(tmp_path, as_pid_1, signal_num
     finally:
         emulator.launcher.kill()
         emulator.launcher.wait()
+
+
+# -- endpoints heal as on AWS ------------------------------------------------------------------
+
+CSV_ROW = b"3,4"
+
+
+@pytest.fixture(scope="module")
+def healing(tmp_path_factory):
+    """An emulator of its own with a 2 s container timeout and quick health checks, and an endpoint."""
+    import xgboost
+
+    from emulation import Emulator, EmulatorConfig
+
+    directory = tmp_path_factory.mktemp("healing")
+    config = EmulatorConfig(
+        port=0, data_dir=directory / "data", container_timeout_seconds=2, health_check_interval_seconds=0.2
+    )
+    features = [[i % 7, i % 5] for i in range(40)]
+    booster = xgboost.train(
+        {"objective": "reg:squarederror"}, xgboost.DMatrix(features, label=[i % 3 for i in range(40)]), 5
+    )
+    (directory / "xgboost-model").write_bytes(pickle.dumps(booster))  # as the 1.x images save it
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(directory / "xgboost-model", arcname="xgboost-model")
+    with Emulator(config) as emulator:
+        clients = {
+            name: boto3.client(
+                name,
+                endpoint_url=emulator.url,
+                region_name="us-east-1",
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}),
+            )
+            for name in ("s3", "sagemaker", "sagemaker-runtime")
+        }
+        clients["s3"].create_bucket(Bucket="models")
+        clients["s3"].put_object(Bucket="models", Key="model.tar.gz", Body=archive.getvalue())
+        clients["sagemaker"].create_model(
+            ModelName="m",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={"Image": IMAGE.uri, "ModelDataUrl": "s3://models/model.tar.gz"},
+        )
+        clients["sagemaker"].create_endpoint_config(
+            EndpointConfigName="one",
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "m",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+        yield emulator, clients
+
+
+def _deploy(healing, name: str) -> None:
+    _, clients = healing
+    clients["sagemaker"].create_endpoint(EndpointName=name, EndpointConfigName="one")
+    _wait(lambda: clients["sagemaker"].describe_endpoint(EndpointName=name), "EndpointStatus", ("InService",))
+
+
+def _instance(healing, name: str):
+    emulator, _ = healing
+    (container,) = emulator.sagemaker.endpoint(name).variants[0].containers
+    return container.container
+
+
+def _invoke(clients, name: str) -> tuple[str, str]:
+    """(error code or "200", message)."""
+    try:
+        answer = clients["sagemaker-runtime"].invoke_endpoint(
+            EndpointName=name, ContentType="text/csv", Body=CSV_ROW
+        )
+        return "200", answer["Body"].read().decode()
+    except botocore.exceptions.ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"]["Message"]
+
+
+def test_an_endpoint_whose_container_was_killed_serves_again_by_itself(healing):
+    _, clients = healing
+    _deploy(healing, "killed")
+    assert _invoke(clients, "killed")[0] == "200"
+    dead = _instance(healing, "killed")
+    os.kill(dead.pid, signal.SIGKILL)
+    outcomes, counts = [], set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        described = clients["sagemaker"].describe_endpoint(EndpointName="killed")
+        assert (
+            described["EndpointStatus"] == "InService"
+        )  # as on AWS: an instance is replaced, not the endpoint
+        counts.add(described["ProductionVariants"][0]["CurrentInstanceCount"])
+        outcome = _invoke(clients, "killed")
+        outcomes.append(outcome[0])
+        if outcome[0] == "200" and _instance(healing, "killed") is not dead:
+            break
+        time.sleep(0.05)
+    assert outcomes[-1] == "200"
+    assert set(outcomes) <= {"200", "ServiceUnavailable"}  # never a 500, never a model error
+    assert counts <= {0, 1}
+    assert dead.exit_status == ExitStatus(signal=signal.SIGKILL)
+    described = clients["sagemaker"].describe_endpoint(EndpointName="killed")
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+
+
+def test_a_hung_container_answers_model_error_with_the_services_timeout_message(healing):
+    emulator, clients = healing
+    _deploy(healing, "hung")
+    hung = _instance(healing, "hung")
+    os.kill(hung.pid, signal.SIGSTOP)
+    try:
+        code, message = _invoke(clients, "hung")
+        assert code == "ModelError"
+        assert message == (
+            'Received server error (0) from primary with message "Your invocation timed out while waiting for a '
+            "response from container primary. Review the latency metrics for each container in Amazon "
+            'CloudWatch, resolve the issue, and try again.". See https://us-east-1.console.aws.amazon.com/'
+            "cloudwatch/home?region=us-east-1#logEventViewer:group=/aws/sagemaker/Endpoints/hung in account "
+            "000000000000 for more information."
+        )
+        # It fails its pings, so it is replaced, and the endpoint answers again.
+        assert hung.wait(60) == ExitStatus(signal=signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while _invoke(clients, "hung")[0] != "200" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _invoke(clients, "hung")[0] == "200"
+    finally:
+        if hung.exit_status is None:
+            os.kill(hung.pid, signal.SIGCONT)
+
+
+def test_delete_endpoint_stops_its_containers_after_the_zygote_died(healing):
+    _, clients = healing
+    _deploy(healing, "orphaned")
+    container = _instance(healing, "orphaned")
+    os.kill(zygote_pid(), signal.SIGKILL)
+    clients["sagemaker"].delete_endpoint(EndpointName="orphaned")
+    assert container.wait(10) == ExitStatus(signal=signal.SIGKILL)
+    assert (
+        not psutil.pid_exists(container.pid) or psutil.Process(container.pid).status() == psutil.STATUS_ZOMBIE
+    )

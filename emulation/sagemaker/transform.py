@@ -138,7 +138,7 @@ class TransformRun:
                 if self._stop.is_set():
                     raise TransformFailure("stopped")
                 self._container = ServingContainer(
-                    self.backend.runner, self.work_dir, image, environment, logs
+                    self.backend.runner, self.work_dir, image, environment, logs, self._invocation_timeout()
                 )
             self._apply_execution_parameters(settings)
             data_log.write(
@@ -159,6 +159,10 @@ class TransformRun:
             if self._container is not None:
                 self._container.stop()
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _invocation_timeout(self) -> float:
+        """ModelClientConfig.InvocationsTimeoutInSeconds, 600 s unless given, as the service does."""
+        return float(self.description.get("ModelClientConfig", {}).get("InvocationsTimeoutInSeconds", 600))
 
     def _settings(self) -> dict[str, Any]:
         return {
