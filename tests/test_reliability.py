@@ -367,9 +367,8 @@ def test_delete_endpoint_stops_its_containers_after_the_zygote_died(healing):
     _, clients = healing
     _deploy(healing, "orphaned")
     container = _instance(healing, "orphaned")
+    process = psutil.Process(container.pid)
     os.kill(zygote_pid(), signal.SIGKILL)
     clients["sagemaker"].delete_endpoint(EndpointName="orphaned")
     assert container.wait(10) == ExitStatus(signal=signal.SIGKILL)
-    assert (
-        not psutil.pid_exists(container.pid) or psutil.Process(container.pid).status() == psutil.STATUS_ZOMBIE
-    )
+    assert _left_running([process]) == []
