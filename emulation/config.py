@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +38,16 @@ class EmulatorConfig:
     #: How often each endpoint instance gets GET /ping; failing ones are replaced.
     health_check_interval_seconds: float = field(
         default_factory=lambda: float(_env("SAGELOCAL_HEALTH_CHECK_INTERVAL_SECONDS", "5"))
+    )
+
+    #: Training and transform jobs whose containers run at once (one per core); more wait in Starting.
+    max_running_jobs: int = field(
+        default_factory=lambda: int(_env("SAGELOCAL_MAX_RUNNING_JOBS", str(max(2, os.cpu_count() or 2))))
+    )
+    #: Account quotas by Service Quotas name, e.g. {"ml.p3.2xlarge for training job usage": 1};
+    #: the others keep a new account's defaults (emulation/sagemaker/quotas.py).
+    instance_quotas: dict[str, int] = field(
+        default_factory=lambda: json.loads(_env("SAGELOCAL_INSTANCE_QUOTAS", "{}"))
     )
 
     @property

@@ -372,3 +372,232 @@ def test_delete_endpoint_stops_its_containers_after_the_zygote_died(healing):
     clients["sagemaker"].delete_endpoint(EndpointName="orphaned")
     assert container.wait(10) == ExitStatus(signal=signal.SIGKILL)
     assert _left_running([process]) == []
+
+
+def test_endpoints_leave_no_files_once_deleted_or_failed(healing):
+    emulator, clients = healing
+    sagemaker = clients["sagemaker"]
+    directory = emulator.config.data_dir / "endpoints"
+
+    def files_of(endpoint: str) -> list[str]:
+        return [p.name for p in directory.iterdir() if p.name.startswith(f"{endpoint}-")]
+
+    _deploy(healing, "short-lived")
+    assert files_of("short-lived") != []
+    sagemaker.delete_endpoint(EndpointName="short-lived")
+    assert files_of("short-lived") == []
+
+    sagemaker.create_model(
+        ModelName="missing-data",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": IMAGE.uri, "ModelDataUrl": "s3://models/no-such-model.tar.gz"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="missing-data",
+        ProductionVariants=[
+            {
+                "VariantName": "v",
+                "ModelName": "missing-data",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName="broken", EndpointConfigName="missing-data")
+    failed = _wait(
+        lambda: sagemaker.describe_endpoint(EndpointName="broken"), "EndpointStatus", ("Failed", "InService")
+    )
+    assert failed["EndpointStatus"] == "Failed"
+    assert files_of("broken") == []
+
+
+# -- quotas and the machine's capacity ---------------------------------------------------------
+
+
+def _client(emulator, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def _training(name: str, instance_type: str = "ml.m5.large", rounds: int = 3, **hyperparameters) -> dict:
+    return {
+        "TrainingJobName": name,
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {"TrainingImage": IMAGE.uri, "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "s3://work/output"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "HyperParameters": {"num_round": str(rounds), "objective": "reg:squarederror", **hyperparameters},
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://work/{channel}/"}},
+                "ContentType": "text/csv",
+            }
+            for channel in ("train", "validation")
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """An emulator with a small endpoint quota and room for one running job."""
+    from emulation import Emulator, EmulatorConfig
+
+    config = EmulatorConfig(
+        port=0,
+        data_dir=tmp_path_factory.mktemp("limited"),
+        max_running_jobs=1,
+        instance_quotas={"ml.m5.large for endpoint usage": 2},
+    )
+    with Emulator(config) as emulator:
+        s3 = _client(emulator, "s3")
+        s3.create_bucket(Bucket="work")
+        for channel in ("train", "validation"):
+            s3.put_object(Bucket="work", Key=f"{channel}/data.csv", Body=TINY_CSV.encode())
+        yield emulator
+
+
+def test_accelerated_instances_exceed_a_new_accounts_quota(limited):
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        _client(limited, "sagemaker").create_training_job(**_training("gpu", "ml.p3.2xlarge"))
+    assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert refused.value.response["Error"]["Message"] == (
+        "The account-level service limit 'ml.p3.2xlarge for training job usage' is 0 Instances, with current "
+        "utilization of 0 Instances and a request delta of 1 Instances. Please contact AWS support to request an "
+        "increase for this limit."
+    )
+
+
+def test_endpoints_count_against_the_configured_quota(limited):
+    sagemaker = _client(limited, "sagemaker")
+    sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE.uri})
+    for name, count in (("three", 3), ("two", 2), ("one", 1)):
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "m",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": count,
+                }
+            ],
+        )
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sagemaker.create_endpoint(EndpointName="too-big", EndpointConfigName="three")
+    assert "is 2 Instances, with current utilization of 0 Instances and a request delta of 3" in str(
+        refused.value
+    )
+    sagemaker.create_endpoint(EndpointName="fits", EndpointConfigName="two")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sagemaker.create_endpoint(EndpointName="one-more", EndpointConfigName="one")
+    assert "with current utilization of 2 Instances and a request delta of 1" in str(refused.value)
+    _wait(lambda: sagemaker.describe_endpoint(EndpointName="fits"), "EndpointStatus", ("InService",))
+    sagemaker.delete_endpoint(EndpointName="fits")  # frees its instances
+    sagemaker.create_endpoint(EndpointName="one-more", EndpointConfigName="one")
+    sagemaker.delete_endpoint(EndpointName="one-more")
+
+
+def test_jobs_beyond_the_machines_capacity_wait_in_starting(limited):
+    sagemaker = _client(limited, "sagemaker")
+    sagemaker.create_training_job(**_training("first", rounds=1_000_000, eta="0.0001"))
+    _wait(lambda: sagemaker.describe_training_job(TrainingJobName="first"), "SecondaryStatus", ("Training",))
+    sagemaker.create_training_job(**_training("second"))
+    time.sleep(1)  # a moment in which it could have started, had there been room
+    waiting = sagemaker.describe_training_job(TrainingJobName="second")
+    assert (waiting["TrainingJobStatus"], waiting["SecondaryStatus"]) == ("InProgress", "Starting")
+    sagemaker.stop_training_job(TrainingJobName="first")
+    done = _wait(
+        lambda: sagemaker.describe_training_job(TrainingJobName="second"),
+        "TrainingJobStatus",
+        ("Completed", "Failed"),
+    )
+    assert done["TrainingJobStatus"] == "Completed"
+    statuses = [t["Status"] for t in done["SecondaryStatusTransitions"]]
+    assert statuses == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+
+
+# -- stress: no spurious failure under concurrency ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    """An emulator that runs up to 12 containers at once, whatever this machine's size."""
+    from emulation import Emulator, EmulatorConfig
+
+    config = EmulatorConfig(port=0, data_dir=tmp_path_factory.mktemp("busy"), max_running_jobs=12)
+    with Emulator(config) as emulator:
+        s3 = _client(emulator, "s3")
+        s3.create_bucket(Bucket="work")
+        for channel in ("train", "validation"):
+            s3.put_object(Bucket="work", Key=f"{channel}/data.csv", Body=TINY_CSV.encode())
+        yield emulator
+
+
+def test_200_small_training_jobs_at_12_way_concurrency_all_complete(busy):
+    sagemaker = _client(busy, "sagemaker")
+
+    def train(number: int) -> tuple[str, str]:
+        name = f"stress-{number}"
+        sagemaker.create_training_job(**_training(name))
+        described = _wait(
+            lambda: sagemaker.describe_training_job(TrainingJobName=name),
+            "TrainingJobStatus",
+            ("Completed", "Failed", "Stopped"),
+            timeout=600,
+        )
+        return described["TrainingJobStatus"], described.get("FailureReason", "")
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(train, range(200)))
+    assert [outcome for outcome in outcomes if outcome[0] != "Completed"] == []
+
+
+DEFINITION_KEYS = (
+    "AlgorithmSpecification",
+    "RoleArn",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "InputDataConfig",
+)
+
+
+def test_five_tuning_jobs_in_a_row_fail_no_child_that_did_not_fail(busy):
+    sagemaker = _client(busy, "sagemaker")
+    definition = _training("unused")
+    for number in range(5):
+        name = f"tuning-{number}"
+        sagemaker.create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name,
+            HyperParameterTuningJobConfig={
+                "Strategy": "Random",
+                "HyperParameterTuningJobObjective": {"MetricName": "validation:rmse", "Type": "Minimize"},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3},
+                "ParameterRanges": {
+                    "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "1", "MaxValue": "6"}]
+                },
+            },
+            TrainingJobDefinition={
+                **{key: definition[key] for key in DEFINITION_KEYS},
+                "StaticHyperParameters": definition["HyperParameters"],
+            },
+        )
+        done = _wait(
+            lambda name=name: sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+            "HyperParameterTuningJobStatus",
+            ("Completed", "Failed", "Stopped"),
+            timeout=600,
+        )
+        assert done["HyperParameterTuningJobStatus"] == "Completed"
+        assert done["TrainingJobStatusCounters"]["Completed"] == 6
+        children = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name
+        )
+        assert {c["TrainingJobStatus"] for c in children["TrainingJobSummaries"]} == {"Completed"}

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,15 @@ class ContainerReply:
 
 class ModelDataError(Exception):
     pass
+
+
+def endpoint_instances(config: dict[str, Any]) -> Counter:
+    """Instances by type an endpoint configuration asks for (serverless variants hold none)."""
+    demand: Counter = Counter()
+    for variant in config["ProductionVariants"]:
+        if "InstanceType" in variant:
+            demand[variant["InstanceType"]] += variant.get("InitialInstanceCount", 1)
+    return demand
 
 
 def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.ContainerImage:
@@ -192,6 +202,8 @@ class EndpointHost:
         self.variants: list[Variant] = []
         #: The endpoint configuration it runs (or is being created with), to redeploy it after a restart.
         self.config: dict[str, Any] | None = None
+        #: The configuration an update is deploying, until it serves or fails.
+        self._next_config: dict[str, Any] | None = None
         self._closed = threading.Event()
         self._monitor: threading.Thread | None = None
         created = utcnow()
@@ -215,9 +227,20 @@ class EndpointHost:
         with self.backend.lock:
             self.description.update(LastModifiedTime=utcnow(), **fields)
 
+    @property
+    def instances(self) -> Counter:
+        """Instances by type it holds against the account's quota: while updating, old and new ones."""
+        held: Counter = Counter()
+        for config in (self.config, self._next_config):
+            if config is not None:
+                held += endpoint_instances(config)
+        return held
+
     def deploy(self, config: dict[str, Any], creating: bool) -> None:
         if creating:
             self.config = config
+        else:
+            self._next_config = config
         self._set(
             EndpointStatus="Creating" if creating else "Updating",
             **({"EndpointConfigName": config["EndpointConfigName"]} if creating else {}),
@@ -242,9 +265,12 @@ class EndpointHost:
                     f"check. Please check CloudWatch logs for this endpoint. ({error})"
                 )
             )
+            with self.backend.lock:
+                self._next_config = None
             self._set(EndpointStatus="Failed" if creating else "InService", FailureReason=reason)
             return
         with self.backend.lock:
+            self._next_config = None
             deleted = self.description.get("EndpointStatus") == "Deleting"
             old, self.variants = (started, []) if deleted else (self.variants, started)
             if not deleted:
@@ -271,7 +297,11 @@ class EndpointHost:
             / "endpoints"
             / f"{self.name}-{spec['VariantName']}-{uuid.uuid4().hex[:8]}"
         )
-        image = fetch_model(self.backend.moto, model, work_dir / "model")
+        try:
+            image = fetch_model(self.backend.moto, model, work_dir / "model")
+        except BaseException:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
         environment = dict(model["PrimaryContainer"].get("Environment") or {})
 
         def start_instance() -> ServingContainer:

@@ -185,6 +185,9 @@ class TrainingRun:
 
     # -- the job -----------------------------------------------------------------------------
     def _run(self) -> None:
+        if not self.backend.capacity.acquire(self._stop):  # waits in Starting, as for AWS capacity
+            self._stopped()
+            return
         try:
             self._prepare_config()
             if self._stopped():
@@ -228,6 +231,7 @@ class TrainingRun:
                 "Failed", "Failed", "Training job failed", FailureReason=f"InternalServerError: {error}"
             )
         finally:
+            self.backend.capacity.release()
             shutil.rmtree(self.prefix, ignore_errors=True)
 
     def _stopped(self) -> bool:
@@ -280,12 +284,15 @@ class TrainingRun:
         limit = self.description["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)
         timer = threading.Timer(limit, self._exceed_runtime)
         timer.daemon = True
+        if self._stop.is_set():
+            return None
+        container = self.backend.runner.start(
+            self.image, "train", self.prefix, self.description.get("Environment")
+        )
         with self.backend.lock:
-            if self._stop.is_set():
-                return None
-            self._container = self.backend.runner.start(
-                self.image, "train", self.prefix, self.description.get("Environment")
-            )
+            self._container = container
+        if self._stop.is_set():  # a stop that came while it started did not see it
+            container.stop()
         timer.start()
         try:
             for line in self._container.logs():

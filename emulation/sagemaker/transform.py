@@ -122,6 +122,9 @@ class TransformRun:
         data_log = self.backend.moto.log_stream(
             self.backend.region, LOG_GROUP, f"{self.name}/{instance}/data-log"
         )
+        if not self.backend.capacity.acquire(self._stop):  # waits, as for AWS capacity
+            self._set(TransformJobStatus="Stopped", TransformEndTime=utcnow())
+            return
         self._set(TransformStartTime=utcnow())
         try:
             image = fetch_model(self.backend.moto, self.model, self.work_dir / "model")
@@ -134,12 +137,15 @@ class TransformRun:
                 "SAGEMAKER_BATCH_STRATEGY": _STRATEGY_ENV[settings["BatchStrategy"]],
                 "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(settings["MaxConcurrentTransforms"]),
             }
+            if self._stop.is_set():
+                raise TransformFailure("stopped")
+            container = ServingContainer(
+                self.backend.runner, self.work_dir, image, environment, logs, self._invocation_timeout()
+            )
             with self.backend.lock:
-                if self._stop.is_set():
-                    raise TransformFailure("stopped")
-                self._container = ServingContainer(
-                    self.backend.runner, self.work_dir, image, environment, logs, self._invocation_timeout()
-                )
+                self._container = container
+            if self._stop.is_set():  # a stop that came while it started did not see it
+                raise TransformFailure("stopped")
             self._apply_execution_parameters(settings)
             data_log.write(
                 f"[sagemaker logs]: MaxConcurrentTransforms={self.description['MaxConcurrentTransforms']}, "
@@ -158,6 +164,7 @@ class TransformRun:
         finally:
             if self._container is not None:
                 self._container.stop()
+            self.backend.capacity.release()
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _invocation_timeout(self) -> float:
