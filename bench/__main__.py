@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import gate, imdb_full_scale, invoke_latency, persistence, tuning, workflow_times
+from bench import gate, imdb_full_scale, invoke_latency, persistence, soak, tuning, workflow_times
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "tuning": tuning,
     "persistence": persistence,
     "imdb_full_scale": imdb_full_scale,
+    "soak": soak,
 }
 
 
