@@ -6,6 +6,7 @@ Deleting). A container that dies takes down only its own variant; the emulator k
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import io
 import logging
@@ -162,7 +163,7 @@ class Variant:
     image_uri: str
     start_instance: Callable[[], ServingContainer]
     containers: list[ServingContainer] = field(default_factory=list)
-    stopped: bool = False
+    deployed_at: dt.datetime = field(default_factory=utcnow)
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> ContainerReply:
         """Send to a healthy instance at random; one that cannot be reached is marked unhealthy and
@@ -177,7 +178,7 @@ class Variant:
                 return container.invoke(body, content_type, accept)
             except ContainerTimeout:
                 raise
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, or cut off mid-answer
                 container.healthy = False  # the health monitor replaces it
                 tried.append(container)
 
@@ -186,7 +187,6 @@ class Variant:
         return sum(c.healthy for c in self.containers)
 
     def stop(self) -> None:
-        self.stopped = True
         for container in self.containers:
             container.stop()
         shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -342,7 +342,9 @@ class EndpointHost:
         image = variant.image_uri
         return {
             "VariantName": variant.name,
-            "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": utcnow()}],
+            "DeployedImages": [
+                {"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": variant.deployed_at}
+            ],
             "CurrentWeight": variant.weight,
             "DesiredWeight": variant.weight,
             "CurrentInstanceCount": variant.healthy_count,
