@@ -27,8 +27,9 @@ import psutil
 import pytest
 
 from emulation.containers.images import resolve
-from emulation.runners import ContainerStartError, ExitStatus
+from emulation.runners import ContainerStartError, ExitStatus, Limits
 from emulation.runners.process import ProcessRunner, zygote_pid
+from emulation.sagemaker import instances
 
 IMAGE = resolve("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1")
 
@@ -442,6 +443,22 @@ def _training(name: str, instance_type: str = "ml.m5.large", rounds: int = 3, **
             for channel in ("train", "validation")
         ],
     }
+
+
+@pytest.mark.parametrize(
+    "instance_type, expected",
+    [
+        ("ml.m5.large", 2),
+        ("ml.t2.medium", 2),
+        ("ml.m4.xlarge", 4),
+        ("ml.c5.9xlarge", 36),
+        ("ml.p3.2xlarge", 8),
+    ],
+)
+def test_an_instance_types_vcpus_size_its_containers_thread_pools(instance_type, expected):
+    assert instances.vcpus(instance_type) == expected
+    assert instances.limits(instance_type) == Limits(cpus=min(expected, os.cpu_count()))
+    assert instances.limits("ml.serverless") == Limits()
 
 
 @pytest.fixture(scope="module")

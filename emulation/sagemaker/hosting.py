@@ -26,7 +26,8 @@ from emulation.containers import images
 from emulation.containment import EscapeError, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import AwsError
-from emulation.runners import Runner
+from emulation.runners import Limits, Runner
+from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -101,8 +102,9 @@ class ServingContainer:
         environment: dict[str, str],
         log_stream,
         timeout: float,
+        limits: Limits,
     ):
-        self.container = runner.start(image, "serve", job_dir, environment)
+        self.container = runner.start(image, "serve", job_dir, environment, limits)
         self.port = self.container.address[1]
         self.timeout = timeout
         self.healthy = True
@@ -315,6 +317,7 @@ class EndpointHost:
                 environment,
                 stream,
                 self.backend.config.container_timeout_seconds,
+                instances.limits(spec.get("InstanceType")),
             )
             reply = container.request("GET", "/ping")
             if reply.status != 200:

@@ -10,10 +10,10 @@ job usage": 1}'``; the quota names are those of the Service Quotas console).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from emulation.sagemaker.exceptions import ResourceLimitExceeded
+from emulation.sagemaker.instances import is_accelerated
 
 TRAINING = "training job usage"
 ENDPOINT = "endpoint usage"
@@ -21,7 +21,6 @@ TRANSFORM = "transform job usage"
 #: Default instances per CPU instance type and usage, and for accelerated types.
 DEFAULT_CPU_INSTANCES = 20
 DEFAULT_ACCELERATED_INSTANCES = 0
-_ACCELERATED = re.compile(r"^ml\.(p\d|g\d|inf\d|trn\d|dl\d)")
 
 
 def quota_name(instance_type: str, usage: str) -> str:
@@ -36,7 +35,7 @@ class InstanceQuotas:
         name = quota_name(instance_type, usage)
         if name in self.overrides:
             return int(self.overrides[name])
-        return DEFAULT_ACCELERATED_INSTANCES if _ACCELERATED.match(instance_type) else DEFAULT_CPU_INSTANCES
+        return DEFAULT_ACCELERATED_INSTANCES if is_accelerated(instance_type) else DEFAULT_CPU_INSTANCES
 
     def check(self, instance_type: str, usage: str, in_use: int, requested: int) -> None:
         """Refuse ``requested`` more instances when ``in_use`` plus them would pass the quota."""

@@ -27,6 +27,7 @@ from emulation.containment import EscapeError, contained
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import Container, algorithm_error
+from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -287,7 +288,11 @@ class TrainingRun:
         if self._stop.is_set():
             return None
         container = self.backend.runner.start(
-            self.image, "train", self.prefix, self.description.get("Environment")
+            self.image,
+            "train",
+            self.prefix,
+            self.description.get("Environment"),
+            instances.limits(self.description["ResourceConfig"].get("InstanceType")),
         )
         with self.backend.lock:
             self._container = container

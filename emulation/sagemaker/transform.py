@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
+from emulation.sagemaker import instances
 from emulation.sagemaker.hosting import ServingContainer, fetch_model
 from emulation.sagemaker.state import snapshot, utcnow
 
@@ -140,7 +141,13 @@ class TransformRun:
             if self._stop.is_set():
                 raise TransformFailure("stopped")
             container = ServingContainer(
-                self.backend.runner, self.work_dir, image, environment, logs, self._invocation_timeout()
+                self.backend.runner,
+                self.work_dir,
+                image,
+                environment,
+                logs,
+                self._invocation_timeout(),
+                instances.limits(self.description["TransformResources"].get("InstanceType")),
             )
             with self.backend.lock:
                 self._container = container
