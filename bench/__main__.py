@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import gate, imdb_full_scale, invoke_latency, persistence, soak, tuning, workflow_times
+from bench import (
+    gate,
+    imdb_full_scale,
+    invoke_latency,
+    persistence,
+    script_mode,
+    soak,
+    tuning,
+    workflow_times,
+)
 
 BENCHMARKS = {
     "workflow_times": workflow_times,
@@ -13,6 +22,7 @@ BENCHMARKS = {
     "gate": gate,
     "tuning": tuning,
     "persistence": persistence,
+    "script_mode": script_mode,
     "imdb_full_scale": imdb_full_scale,
     "soak": soak,
 }

@@ -50,6 +50,16 @@ class EmulatorConfig:
         default_factory=lambda: json.loads(_env("SAGELOCAL_INSTANCE_QUOTAS", "{}"))
     )
 
+    #: Where built environments for users' requirements.txt are kept between runs.
+    cache_dir: Path = field(
+        default_factory=lambda: Path(
+            _env(
+                "SAGELOCAL_CACHE_DIR",
+                os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sagelocal"),
+            )
+        )
+    )
+
     @property
     def role_arn(self) -> str:
         """The execution role that local runs use; any role ARN is accepted, as on a fresh account."""

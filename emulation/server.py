@@ -11,6 +11,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
+from emulation.containers.environments import EnvironmentCache
+from emulation.containers.scriptmode.runtime import ScriptRuntime
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
 from emulation.moto_bridge import MotoServices
@@ -53,7 +55,10 @@ class Emulator:
             Persistence(self.config.data_dir, self.config.account_id) if self.config.persist else None
         )
         self.moto = MotoServices(self.config.account_id, self.persistence)
-        self.sagemaker = SageMakerBackend(self.config, self.moto, process.ProcessRunner())
+        runner = process.ProcessRunner(
+            ScriptRuntime(EnvironmentCache(self.config.cache_dir / "environments"))
+        )
+        self.sagemaker = SageMakerBackend(self.config, self.moto, runner, endpoint_url=lambda: self.url)
         self.awslambda = LambdaService(self.config, self.moto, endpoint_url=lambda: self.url)
         self.apigateway = ExecuteApi(self.config, self.awslambda)
         sagemaker_api = SageMakerProvider(self.sagemaker).handle

@@ -32,6 +32,7 @@ from workflows.datasets import boston as boston_data
 ROLE = "arn:aws:iam::000000000000:role/SageLocalExecutionRole"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 BUCKET = "persistence-tests"
+LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 # The public API of the inventory: API Gateway -> this Lambda -> the SageMaker endpoint.
 PREDICT_SOURCE = """
 import os
@@ -180,6 +181,7 @@ def create_inventory(emulator: EmulatorProcess, tmp_path: Path) -> dict:
             }
         ),
     )
+    iam.attach_role_policy(RoleName="persisted-role", PolicyArn=LOGS_POLICY)
 
     sagemaker.create_training_job(**training_request("persisted-job", f"s3://{BUCKET}/data", rounds=20))
     job = wait_for(
@@ -193,6 +195,7 @@ def create_inventory(emulator: EmulatorProcess, tmp_path: Path) -> dict:
         ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": IMAGE, "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]},
     )
+    sagemaker.create_model_package_group(ModelPackageGroupName="persisted-group")
     sagemaker.create_endpoint_config(
         EndpointConfigName="persisted-config",
         ProductionVariants=[
@@ -295,7 +298,17 @@ def test_restart_brings_back_everything_and_the_endpoint_answers_the_same(emulat
     assert (note["Body"].read(), note["ContentType"]) == (b"hello, restart", "text/plain")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert {"data/train/train.csv", "data/validation/validation.csv"} <= keys
-    assert second.client("iam").get_role(RoleName="persisted-role")["Role"]["RoleName"] == "persisted-role"
+    iam = second.client("iam")
+    assert iam.get_role(RoleName="persisted-role")["Role"]["RoleName"] == "persisted-role"
+    attached = iam.list_attached_role_policies(RoleName="persisted-role")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [LOGS_POLICY]
+    assert "sagemaker:InvokeEndpoint" in json.dumps(
+        iam.get_role_policy(RoleName="persisted-role", PolicyName="invoke")["PolicyDocument"]
+    )
+    assert iam.get_policy(PolicyArn=LOGS_POLICY)["Policy"]["AttachmentCount"] == 1
+    assert (
+        iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")["Policy"]["AttachmentCount"] == 0
+    )
     assert second.client("lambda").get_function(FunctionName="persisted-predict")["Configuration"][
         "Handler"
     ] == ("app.handler")
@@ -309,6 +322,12 @@ def test_restart_brings_back_everything_and_the_endpoint_answers_the_same(emulat
     assert interrupted["TrainingJobStatus"] == "Failed"
     assert "restarted" in interrupted["FailureReason"]
     assert sagemaker.describe_model(ModelName="persisted-model")["PrimaryContainer"]["Image"] == IMAGE
+    assert (
+        sagemaker.describe_model_package_group(ModelPackageGroupName="persisted-group")[
+            "ModelPackageGroupStatus"
+        ]
+        == "Completed"
+    )
     config = sagemaker.describe_endpoint_config(EndpointConfigName="persisted-config")
     assert config["ProductionVariants"][0]["ModelName"] == "persisted-model"
 

@@ -74,3 +74,22 @@ def test_a_failing_or_interrupted_step_still_cleans_up(interruption, emulator, c
         ) as target:
             boston_low_level.run(target, tmp_path, log=log)
     assert leftovers(client) == before
+
+
+def test_boston_script_mode_workflow(emulator, client, tmp_path):
+    """Processing job -> the user's train.py -> tuner -> deploy with inference.py -> predict."""
+    before = leftovers(client)
+    with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
+        result = registry.load("boston-script-mode").run(target, tmp_path)
+    assert 2.0 < result.metrics["test_rmse"] < 6.0
+    assert 1.5 < result.metrics["best_validation_rmse"] < 6.0
+    sagemaker = client("sagemaker")
+    processing = sagemaker.describe_processing_job(ProcessingJobName=result.details["processing_job"])
+    assert processing["ProcessingJobStatus"] == "Completed"
+    tuning = sagemaker.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=result.details["tuning_job"]
+    )
+    assert tuning["TrainingJobStatusCounters"]["Completed"] == 6
+    assert tuning["BestTrainingJob"]["TrainingJobName"] == result.details["best_training_job"]
+    assert all(plot.exists() and plot.stat().st_size > 10_000 for plot in result.plots)
+    assert leftovers(client) == before

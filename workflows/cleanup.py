@@ -34,6 +34,9 @@ _CREATES: dict[tuple[str, str], Callable[[dict, dict], Resource]] = {
     ("sagemaker", "CreateTransformJob"): lambda p, r: Resource(
         "sagemaker", "transform-job", p["TransformJobName"]
     ),
+    ("sagemaker", "CreateProcessingJob"): lambda p, r: Resource(
+        "sagemaker", "processing-job", p["ProcessingJobName"]
+    ),
     ("sagemaker", "CreateModel"): lambda p, r: Resource("sagemaker", "model", p["ModelName"]),
     ("sagemaker", "CreateEndpointConfig"): lambda p, r: Resource(
         "sagemaker", "endpoint-config", p["EndpointConfigName"]
@@ -126,6 +129,11 @@ class ResourceTracker:
             if client.describe_transform_job(TransformJobName=name)["TransformJobStatus"] != "InProgress":
                 return None
             client.stop_transform_job(TransformJobName=name)
+            return "stopped"
+        if kind == "processing-job":
+            if client.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] != "InProgress":
+                return None
+            client.stop_processing_job(ProcessingJobName=name)
             return "stopped"
         if kind == "model":
             client.delete_model(ModelName=name)

@@ -13,6 +13,7 @@ WORKFLOWS: dict[str, str] = {
     "boston-low-level": "workflows.boston_low_level",
     "boston-tuning-high-level": "workflows.boston_tuning_high_level",
     "boston-tuning-low-level": "workflows.boston_tuning_low_level",
+    "boston-script-mode": "workflows.boston_script_mode",
     "imdb-web-app": "workflows.imdb_web_app",
 }
 

@@ -18,7 +18,7 @@ from emulation.containers.xgboost import training
 def run(image: ContainerImage, mode: str, job_dir: str | Path, ready: Callable[[int], None]) -> int:
     """Run ``image``'s ``mode`` command; returns its exit code. ``serve`` calls ``ready(port)`` once listening."""
     job_dir = Path(job_dir)
-    if image.algorithm != "xgboost":
+    if image.framework != "xgboost":
         raise ValueError(f"no local implementation of image {image.uri}")
     if mode == "train":
         return _train_xgboost(job_dir, image.version)

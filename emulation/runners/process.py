@@ -24,9 +24,14 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulation.containers.images import ContainerImage
 from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode
+
+if TYPE_CHECKING:
+    from emulation.containers.scriptmode.process import ScriptContainer
+    from emulation.containers.scriptmode.runtime import ScriptRuntime
 
 #: Containers share this machine's cores (a tuning run trains several at once). With OpenMP's
 #: default busy-waiting, two threads on a busy 2-core machine train ~10x slower than one; passive
@@ -223,11 +228,17 @@ class ProcessContainer:
 
 
 class ProcessRunner:
-    """Starts containers as processes; ``shutdown`` kills those still running."""
+    """Starts containers as processes; ``shutdown`` kills those still running.
 
-    def __init__(self):
+    The built-in algorithm's containers are forks of the zygote; containers that run users' code
+    (script mode, processing) go to ``scripts`` (``emulation.containers.scriptmode.runtime``), which
+    starts them with their own environment's interpreter.
+    """
+
+    def __init__(self, scripts: ScriptRuntime | None = None):
         self._lock = threading.Lock()
-        self._running: set[ProcessContainer] = set()
+        self._running: set[ProcessContainer | ScriptContainer] = set()
+        self.scripts = scripts
 
     def start(
         self,
@@ -240,6 +251,12 @@ class ProcessRunner:
         environment = dict(environment or {})
         if limits is not None and limits.cpus:
             environment.setdefault("OMP_NUM_THREADS", str(limits.cpus))
+        if self.scripts is not None and self.scripts.handles(image, mode, job_dir, environment):
+            script = self.scripts.start(image, mode, job_dir, environment, on_end=self._forget)
+            with self._lock:  # for shutdown; one that already ended has been forgotten
+                if script.exit_status is None:
+                    self._running.add(script)
+            return script
         request = {"image": asdict(image), "mode": mode, "job_dir": str(job_dir), "environment": environment}
         output_r, output_w = os.pipe()
         status_r, status_w = os.pipe()
@@ -265,11 +282,11 @@ class ProcessRunner:
             )
         return container
 
-    def _forget(self, container: ProcessContainer) -> None:
+    def _forget(self, container: ProcessContainer | ScriptContainer) -> None:
         with self._lock:
             self._running.discard(container)
 
-    def running(self) -> list[ProcessContainer]:
+    def running(self) -> list[ProcessContainer | ScriptContainer]:
         with self._lock:
             return list(self._running)
 

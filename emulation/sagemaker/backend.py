@@ -7,9 +7,10 @@ thread that runs it, under one lock. Names, ARNs, state machines and errors foll
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from emulation.config import EmulatorConfig
@@ -27,6 +28,7 @@ from emulation.sagemaker.exceptions import (
     no_s3_objects,
 )
 from emulation.sagemaker.hosting import EndpointHost, endpoint_instances
+from emulation.sagemaker.processing import ProcessingRun, validate_request
 from emulation.sagemaker.registry import ModelRegistry
 from emulation.sagemaker.state import utcnow
 from emulation.sagemaker.training import TrainingObserver, TrainingRun
@@ -41,12 +43,19 @@ MAX_TRAINING_RUNTIME_SECONDS = 2419200
 
 
 class SageMakerBackend:
-    def __init__(self, config: EmulatorConfig, moto: MotoServices, runner: Runner):
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        moto: MotoServices,
+        runner: Runner,
+        endpoint_url: Callable[[], str] | None = None,
+    ):
         self.config = config
         self.moto = moto
         self.runner = runner
         self.capacity = Capacity(config.max_running_jobs)
         self.quotas = quotas.InstanceQuotas(config.instance_quotas)
+        self._endpoint_url = endpoint_url
         self.lock = threading.RLock()
         self.training_jobs: dict[str, TrainingRun] = {}
         self.transform_jobs: dict[str, TransformRun] = {}
@@ -54,6 +63,7 @@ class SageMakerBackend:
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, EndpointHost] = {}
         self.tuning_jobs: dict[str, TuningRun] = {}
+        self.processing_jobs: dict[str, ProcessingRun] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
         self.registry = ModelRegistry(self)
 
@@ -61,12 +71,29 @@ class SageMakerBackend:
     def region(self) -> str:
         return self.config.region
 
+    def user_code_aws_environment(self) -> dict[str, str]:
+        """What boto3 inside a user's script needs to reach this emulator with the job's role."""
+        environment = {
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.config.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.config.secret_access_key,
+        }
+        if self._endpoint_url is not None:
+            environment["AWS_ENDPOINT_URL"] = self._endpoint_url()
+        return environment
+
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.config.account_id}:{kind}/{name.lower()}"
 
     def shutdown(self) -> None:
         with self.lock:
-            runs = [*self.tuning_jobs.values(), *self.training_jobs.values(), *self.transform_jobs.values()]
+            runs = [
+                *self.tuning_jobs.values(),
+                *self.training_jobs.values(),
+                *self.transform_jobs.values(),
+                *self.processing_jobs.values(),
+            ]
             hosts = list(self.endpoints.values())
         for run in runs:
             run.kill()
@@ -170,6 +197,7 @@ class SageMakerBackend:
                 "sagelocal runs training images only; AlgorithmName (marketplace algorithms) is not supported locally."
             )
         image = self.resolve_image(algorithm["TrainingImage"])
+        validate_metric_definitions(algorithm.get("MetricDefinitions", []))
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"].get("S3DataSource")
             if source is None:
@@ -372,6 +400,33 @@ class SageMakerBackend:
             raise ValidationError(f"Could not find requested job with name {name}")
         return run
 
+    # -- processing jobs ----------------------------------------------------------------------
+    def create_processing_job(self, request: dict[str, Any]) -> ProcessingRun:
+        name = request["ProcessingJobName"]
+        arn = self.arn("processing-job", name)
+        image = self.resolve_image(request["AppSpecification"]["ImageUri"])
+        validate_request(request)
+        for item in request.get("ProcessingInputs", []):
+            self.require_s3_objects(item["S3Input"]["S3Uri"], request["RoleArn"])
+        return self._launch(
+            self.processing_jobs,
+            name,
+            arn,
+            request.get("Tags"),
+            lambda: ProcessingRun(self, request, arn, image),
+            duplicate=(
+                "Job name must be unique within an AWS account and region, and a job with this name "
+                f"already exists ({arn})"
+            ),
+        )
+
+    def processing_job(self, name: str) -> ProcessingRun:
+        with self.lock:
+            run = self.processing_jobs.get(name)
+        if run is None:
+            raise ValidationError(f"Could not find requested job with name {name}")
+        return run
+
     # -- hyperparameter tuning jobs -----------------------------------------------------------
     def create_tuning_job(self, request: dict[str, Any]) -> TuningRun:
         name = request["HyperParameterTuningJobName"]
@@ -418,3 +473,17 @@ def _instances(resources: dict[str, Any], jobs: int = 1) -> dict[str, int]:
     if "InstanceType" not in resources:  # InstanceConfigs: several types, not run locally anyway
         return {}
     return {resources["InstanceType"]: resources.get("InstanceCount", 1) * jobs}
+
+
+def validate_metric_definitions(definitions: list[dict[str, str]]) -> None:
+    for definition in definitions:
+        try:
+            pattern = re.compile(definition["Regex"])
+        except re.error as error:
+            raise ValidationError(
+                f"The regular expression of metric {definition['Name']} is not valid: {error}."
+            ) from None
+        if pattern.groups < 1:
+            raise ValidationError(
+                f"The regular expression of metric {definition['Name']} must capture the metric value in a group."
+            )

@@ -29,6 +29,7 @@ from emulation.protocol import AwsError
 from emulation.runners import Limits, Runner
 from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
+from emulation.sagemaker.training import SourceNotFound, extract_source
 
 if TYPE_CHECKING:
     from emulation.sagemaker.backend import SageMakerBackend
@@ -80,6 +81,15 @@ def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.Contai
             except EscapeError as error:
                 raise ModelDataError(str(error)) from None
     return image
+
+
+def fetch_serving_code(moto, environment: dict[str, str], job_dir: Path) -> None:
+    """A framework model whose SAGEMAKER_SUBMIT_DIRECTORY is an S3 ``sourcedir.tar.gz`` (the SDK's
+    SKLearnModel does that; PyTorchModel packs ``code/`` into the model instead): unpack it into
+    ``job_dir/code``, where the framework container would download it."""
+    submitted = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submitted.startswith("s3://"):
+        extract_source(moto, submitted, job_dir / "code")
 
 
 class ContainerTimeout(Exception):
@@ -261,7 +271,9 @@ class EndpointHost:
                 variant.stop()
             reason = (
                 str(error)
-                if isinstance(error, (ModelDataError, images.UnsupportedImage, AwsError))
+                if isinstance(
+                    error, (ModelDataError, images.UnsupportedImage, AwsError, SourceNotFound, EscapeError)
+                )
                 else (
                     f"The primary container for production variant {spec['VariantName']} did not pass the ping health "
                     f"check. Please check CloudWatch logs for this endpoint. ({error})"
@@ -299,12 +311,14 @@ class EndpointHost:
             / "endpoints"
             / f"{self.name}-{spec['VariantName']}-{uuid.uuid4().hex[:8]}"
         )
+        environment = dict(model["PrimaryContainer"].get("Environment") or {})
         try:
             image = fetch_model(self.backend.moto, model, work_dir / "model")
+            fetch_serving_code(self.backend.moto, environment, work_dir)
         except BaseException:
             shutil.rmtree(work_dir, ignore_errors=True)
             raise
-        environment = dict(model["PrimaryContainer"].get("Environment") or {})
+        environment.update(self.backend.user_code_aws_environment())
 
         def start_instance() -> ServingContainer:
             stream = self.backend.moto.log_stream(

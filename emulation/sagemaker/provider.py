@@ -197,6 +197,31 @@ class SageMakerProvider:
         )
         return {"TransformJobSummaries": page, **({"NextToken": token} if token else {})}
 
+    # -- processing jobs ----------------------------------------------------------------------
+    def create_processing_job(self, params):
+        return {
+            "ProcessingJobArn": self.backend.create_processing_job(params).description["ProcessingJobArn"]
+        }
+
+    def describe_processing_job(self, params):
+        return self.backend.processing_job(params["ProcessingJobName"]).describe()
+
+    def stop_processing_job(self, params):
+        self.backend.processing_job(params["ProcessingJobName"]).request_stop()
+
+    def list_processing_jobs(self, params):
+        with self.backend.lock:
+            jobs = [run.describe() for run in self.backend.processing_jobs.values()]
+        summaries = (
+            {k: d[k] for k in ("ProcessingJobName", "ProcessingJobArn", "CreationTime", "ProcessingEndTime",
+                               "LastModifiedTime", "ProcessingJobStatus", "FailureReason", "ExitMessage") if k in d}
+            for d in jobs
+        )  # fmt: skip
+        page, token = paginate(
+            summaries, params, name_key="ProcessingJobName", status_key="ProcessingJobStatus"
+        )
+        return {"ProcessingJobSummaries": page, **({"NextToken": token} if token else {})}
+
     # -- hyperparameter tuning jobs -----------------------------------------------------------
     def create_hyper_parameter_tuning_job(self, params):
         run = self.backend.create_tuning_job(params)

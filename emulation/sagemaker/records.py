@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulation.containers import images
 from emulation.sagemaker.hosting import EndpointHost
+from emulation.sagemaker.processing import ProcessingRun
 from emulation.sagemaker.state import snapshot, utcnow
 from emulation.sagemaker.training import TrainingRun
 from emulation.sagemaker.transform import TransformRun
@@ -42,6 +43,7 @@ def capture(backend: SageMakerBackend) -> dict[str, Any]:
                     for name, run in backend.training_jobs.items()
                 },
                 "transform_jobs": {name: run.description for name, run in backend.transform_jobs.items()},
+                "processing_jobs": {name: run.description for name, run in backend.processing_jobs.items()},
                 "tuning_jobs": {
                     name: {
                         "description": run.description,
@@ -73,6 +75,8 @@ def restore(backend: SageMakerBackend, record: dict[str, Any]) -> None:
             backend.transform_jobs[name] = _transform_run(backend, description)
         for name, saved in record["tuning_jobs"].items():
             backend.tuning_jobs[name] = _tuning_run(backend, saved)
+        for name, description in record.get("processing_jobs", {}).items():
+            backend.processing_jobs[name] = _processing_run(backend, description)
         hosts = []
         for name, saved in record["endpoints"].items():
             host = EndpointHost(backend, name, saved["description"]["EndpointArn"])
@@ -129,6 +133,15 @@ def _transform_run(backend: SageMakerBackend, description: dict[str, Any]) -> Tr
     run = TransformRun(backend, description, description["TransformJobArn"], model)
     if _interrupted(description, "TransformJobStatus"):
         description["TransformEndTime"] = description.pop("LastModifiedTime")
+    run.description = description
+    return run
+
+
+def _processing_run(backend: SageMakerBackend, description: dict[str, Any]) -> ProcessingRun:
+    image = images.resolve(description["AppSpecification"]["ImageUri"])
+    run = ProcessingRun(backend, description, description["ProcessingJobArn"], image)
+    if _interrupted(description, "ProcessingJobStatus"):
+        description["ProcessingEndTime"] = description["LastModifiedTime"]
     run.description = description
     return run
 

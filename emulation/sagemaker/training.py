@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emulation.containers.images import ContainerImage
-from emulation.containment import EscapeError, contained
+from emulation.containers.scriptmode.training import decode_hyperparameters, runs_user_script
+from emulation.containment import EscapeError, contained, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import Container, algorithm_error
@@ -58,9 +59,10 @@ def xgboost_metric_definitions() -> tuple[dict[str, str], ...]:
     )
 
 
-@lru_cache(maxsize=1)
-def _metric_patterns() -> tuple[tuple[str, re.Pattern], ...]:
-    return tuple((d["Name"], re.compile(d["Regex"])) for d in xgboost_metric_definitions())
+def metric_patterns(definitions: list[dict[str, str]]) -> tuple[tuple[str, re.Pattern], ...]:
+    """Compiled MetricDefinitions (``re`` caches the compiled patterns between jobs); a bad regex
+    was already refused when the job was created."""
+    return tuple((d["Name"], re.compile(d["Regex"])) for d in definitions)
 
 
 class TrainingObserver(Protocol):
@@ -96,7 +98,11 @@ class TrainingRun:
             "EnableSageMakerMetricsTimeSeries": False,
             **request["AlgorithmSpecification"],
         }
-        algorithm.setdefault("MetricDefinitions", [dict(d) for d in xgboost_metric_definitions()])
+        if image.framework == "xgboost":
+            algorithm.setdefault("MetricDefinitions", [dict(d) for d in xgboost_metric_definitions()])
+        self.script_mode = runs_user_script(image, request.get("HyperParameters", {}))
+        self._patterns = metric_patterns(algorithm.get("MetricDefinitions", []))
+        self._metric_counts: dict[str, int] = {}
         self.description: dict[str, Any] = {
             "TrainingJobName": self.name,
             "TrainingJobArn": arn,
@@ -225,7 +231,7 @@ class TrainingRun:
                 "Training job completed",
                 ModelArtifacts={"S3ModelArtifacts": artifact},
             )
-        except EscapeError as error:
+        except (EscapeError, SourceNotFound) as error:
             self._finish("Failed", "Failed", "Training job failed", FailureReason=f"ClientError: {error}")
         except Exception as error:  # the emulator's own failure still ends the job, never the emulator
             self._finish(
@@ -267,7 +273,7 @@ class TrainingRun:
         }
         (config / "inputdataconfig.json").write_text(json.dumps(channels))
         (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+            json.dumps(resource_config(self.description["ResourceConfig"]))
         )
 
     def _download_channels(self) -> None:
@@ -276,6 +282,12 @@ class TrainingRun:
             name = channel["ChannelName"]
             destination = self.prefix / "input" / "data" / name
             download_prefix(self.backend.moto, uri, destination, shown_as=f"/opt/ml/input/data/{name}")
+        if self.script_mode:
+            submitted = decode_hyperparameters(self.description["HyperParameters"]).get(
+                "sagemaker_submit_directory"
+            )
+            if isinstance(submitted, str) and submitted.startswith("s3://"):
+                extract_source(self.backend.moto, submitted, self.prefix / "code")
 
     def _train(self) -> str | None:
         """Run the container; return its FailureReason, or None when it succeeded."""
@@ -285,13 +297,20 @@ class TrainingRun:
         limit = self.description["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)
         timer = threading.Timer(limit, self._exceed_runtime)
         timer.daemon = True
+        environment = dict(self.description.get("Environment") or {})
+        if self.script_mode:  # as the platform sets them; the user's code may call AWS with the job's role
+            environment.update(
+                self.backend.user_code_aws_environment(),
+                TRAINING_JOB_NAME=self.name,
+                TRAINING_JOB_ARN=self.description["TrainingJobArn"],
+            )
         if self._stop.is_set():
             return None
         container = self.backend.runner.start(
             self.image,
             "train",
             self.prefix,
-            self.description.get("Environment"),
+            environment,
             instances.limits(self.description["ResourceConfig"].get("InstanceType")),
         )
         with self.backend.lock:
@@ -322,20 +341,29 @@ class TrainingRun:
             pass  # finished in the meantime
 
     def _record_metrics(self, line: str) -> None:
+        """MetricDefinitions applied to a log line, as the service does; the step is XGBoost's round
+        number where the line has one, else how often the metric was seen."""
         round_number = _ROUND.match(line)
-        if round_number is None:
-            return
-        for name, pattern in _metric_patterns():
-            match = pattern.match(line)
+        if round_number is None and not self.script_mode:
+            return  # the built-in algorithm prints metrics only on its round lines
+        for name, pattern in self._patterns:
+            match = pattern.search(line)
             if match:
-                value = float(match.group(1))
+                try:
+                    value = float(match.group(1))
+                except (IndexError, ValueError):
+                    continue
+                step = self._metric_counts.get(name, 0)
+                self._metric_counts[name] = step + 1
                 self.final_metrics[name] = value
                 # moto compares CloudWatch timestamps as naive UTC datetimes
                 self._metric_points.append(
                     {"MetricName": name, "Value": value, "Timestamp": utcnow().replace(tzinfo=None)}
                 )
                 if self.observer is not None:
-                    self.observer.on_metric(self, name, value, int(round_number.group(1)))
+                    self.observer.on_metric(
+                        self, name, value, int(round_number.group(1)) if round_number else step
+                    )
 
     def _publish_metrics(self) -> None:
         """Metrics to CloudWatch (namespace /aws/sagemaker/TrainingJobs), where the SDK's
@@ -356,6 +384,38 @@ class TrainingRun:
         uri = f"{output}/{self.name}/output/model.tar.gz"
         self.backend.moto.put_object(S3Location.parse(uri), buffer.getvalue())
         return uri
+
+
+def resource_config(resources: dict[str, Any]) -> dict[str, Any]:
+    """/opt/ml/input/config/resourceconfig.json for the one host a local job has, as AWS writes it."""
+    instance_type = resources.get("InstanceType", "local")
+    return {
+        "current_host": "algo-1",
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "hosts": ["algo-1"],
+        "instance_groups": [
+            {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": ["algo-1"]}
+        ],
+        "network_interface_name": "eth0",
+    }
+
+
+class SourceNotFound(Exception):
+    """The sourcedir.tar.gz a script-mode job or model names is not in S3."""
+
+
+def extract_source(moto, uri: str, destination: Path) -> None:
+    """Unpack the SDK's ``sourcedir.tar.gz`` (sagemaker_submit_directory, SAGEMAKER_SUBMIT_DIRECTORY)
+    into ``destination``, the container's /opt/ml/code. On AWS the framework container fetches it
+    itself; here the platform does, as it does the channels."""
+    location = S3Location.parse(uri)
+    data = moto.get_object(location)
+    if data is None:
+        raise SourceNotFound(f"The source directory {uri} does not exist.")
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        extract_tar(archive, destination, what=f"The source directory {uri}", shown_as="/opt/ml/code")
 
 
 def download_prefix(moto, uri: str, destination: Path, shown_as: str | None = None) -> list[Path]:

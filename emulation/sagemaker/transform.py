@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
 from emulation.sagemaker import instances
-from emulation.sagemaker.hosting import ServingContainer, fetch_model
+from emulation.sagemaker.hosting import ServingContainer, fetch_model, fetch_serving_code
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -138,8 +138,11 @@ class TransformRun:
                 "SAGEMAKER_BATCH_STRATEGY": _STRATEGY_ENV[settings["BatchStrategy"]],
                 "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(settings["MaxConcurrentTransforms"]),
             }
+            fetch_serving_code(self.backend.moto, environment, self.work_dir)
+            environment.update(self.backend.user_code_aws_environment())
             if self._stop.is_set():
                 raise TransformFailure("stopped")
+            # started outside the lock: a framework model's server may take seconds to load
             container = ServingContainer(
                 self.backend.runner,
                 self.work_dir,

@@ -56,7 +56,13 @@ def validate_config(config: dict[str, Any], definition: dict[str, Any]) -> None:
         )
     metric = objective["MetricName"]
     channel, _, name = metric.partition(":")
-    if channel != "validation" or name not in XGBOOST_METRICS:
+    defined = [d["Name"] for d in definition["AlgorithmSpecification"].get("MetricDefinitions") or []]
+    if defined and metric not in defined:
+        raise ValidationError(
+            f"The objective metric for the hyperparameter tuning job, [{metric}], isn't valid: it is not one of the "
+            f"metrics defined in the algorithm's MetricDefinitions ({', '.join(defined)})."
+        )
+    if not defined and (channel != "validation" or name not in XGBOOST_METRICS):
         raise ValidationError(
             f"The objective metric for the hyperparameter tuning job, [{metric}], isn't valid for the "
             "[sagemaker-xgboost] algorithm. Choose a valid objective metric: validation:<metric> with <metric> one "
@@ -189,11 +195,12 @@ class TuningRun:
         # The SDK sends HyperParameterTuningResourceConfig but reads ResourceConfig back (attach()).
         definition.setdefault("ResourceConfig", definition.get("HyperParameterTuningResourceConfig"))
         definition.setdefault("OutputDataConfig", {}).setdefault("KmsKeyId", "")
-        # The service adds the algorithm's metric definitions, plus ObjectiveMetric for the objective.
-        definitions = [dict(d) for d in xgboost_metric_definitions()]
+        # The service adds the algorithm's metric definitions (unless the definition brings its own,
+        # as a script-mode estimator does), plus ObjectiveMetric for the objective.
+        algorithm = definition["AlgorithmSpecification"]
+        definitions = [dict(d) for d in algorithm.get("MetricDefinitions") or xgboost_metric_definitions()]
         objective_regex = next(d["Regex"] for d in definitions if d["Name"] == objective["MetricName"])
-        definitions.append({"Name": "ObjectiveMetric", "Regex": objective_regex})
-        definition["AlgorithmSpecification"].setdefault("MetricDefinitions", definitions)
+        algorithm["MetricDefinitions"] = [*definitions, {"Name": "ObjectiveMetric", "Regex": objective_regex}]
         self.objective_metric = objective["MetricName"]
         self.maximize = objective["Type"] == "Maximize"
         created = utcnow()

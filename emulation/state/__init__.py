@@ -215,6 +215,8 @@ class Persistence:
                 except RuntimeError:  # "dictionary changed size during iteration"
                     if captured or attempt == self._CAPTURE_ATTEMPTS - 1:
                         raise
+            if s3:
+                self.objects.sync()  # the bodies it names, before the snapshot that names them
             self.store.save(name, payload)
         except Exception:
             for body in discarded:

@@ -23,6 +23,8 @@ from typing import Any
 import moto.s3.models
 from moto.s3.models import FakeKey
 
+from emulation.state.store import sync_directory
+
 
 class ObjectFiles:
     """The directory of object bodies, and the bodies waiting to be removed."""
@@ -34,14 +36,17 @@ class ObjectFiles:
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> str:
+        """A new body file; durable once ``sync`` has run (before a snapshot names it)."""
         name = uuid.uuid4().hex
-        temporary = self.directory / f".{name}.tmp"
-        with open(temporary, "wb") as file:
-            file.write(data)
+        with open(self.directory / name, "xb") as file:  # a fresh name: a crash mid-write leaves
+            file.write(data)  # a file no snapshot names, swept on start
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, self.directory / name)
         return name
+
+    def sync(self) -> None:
+        """Make the names of the bodies written so far durable (one directory fsync for them all)."""
+        sync_directory(self.directory)
 
     def discard(self, name: str) -> None:
         with self._lock:

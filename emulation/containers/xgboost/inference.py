@@ -113,7 +113,7 @@ def invoke(
     if not body:
         return InvocationResult(204, b"", _FLASK_DEFAULT)
     try:
-        features, data_format = _parse_payload(body, content_type)
+        features, data_format = parse_payload(body, content_type)
     except Exception as error:
         return InvocationResult(415, str(error).encode(), _FLASK_DEFAULT)
     try:
@@ -134,7 +134,7 @@ def invoke(
     return _encode(predictions, accept_type)
 
 
-def _parse_payload(body: bytes, content_type: str | None):
+def parse_payload(body: bytes, content_type: str | None):
     """The request's features and format; any failure here is the image's 415."""
     data_format = data.data_format(content_type)
     if data_format == data.CSV:
