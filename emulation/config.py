@@ -60,6 +60,19 @@ class EmulatorConfig:
         )
     )
 
+    #: Lambda's strictness, each relaxable on its own (README, "Lambda"): a new function is Pending
+    #: this long before Active (0: at once), and package files keep only their world permissions.
+    lambda_pending_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_PENDING_SECONDS", "0.5"))
+    )
+    lambda_strict_permissions: bool = field(
+        default_factory=lambda: _env("SAGELOCAL_LAMBDA_STRICT_PERMISSIONS", "1") != "0"
+    )
+    #: An execution environment idle this long is stopped, as AWS reclaims idle ones.
+    lambda_idle_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_IDLE_SECONDS", "600"))
+    )
+
     @property
     def role_arn(self) -> str:
         """The execution role that local runs use; any role ARN is accepted, as on a fresh account."""

@@ -45,7 +45,6 @@ _API_WORDING = {
     "wrong_region": ("InvalidSignatureException", "SignatureDoesNotMatch", None),
     "hash_mismatch": ("InvalidSignatureException", "SignatureDoesNotMatch", _BAD_SIGNATURE),
     "bad_chunk": ("SerializationException", "MalformedInput", None),
-    "length_required": ("LengthRequiredException", "MissingContentLength", "Length Required"),
     "access_denied": ("AccessDeniedException", "AccessDenied", None),
 }
 
@@ -77,7 +76,6 @@ _S3_WORDING = {
     "bad_checksum": ("BadDigest", 400, None),
     "bad_chunk": ("IncompleteBody", 400, "The request body terminated unexpectedly"),
     "too_large": ("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"),
-    "length_required": ("MissingContentLength", 411, "You must provide the Content-Length HTTP header."),
     "access_denied": ("AccessDenied", 403, None),
 }
 
@@ -94,13 +92,7 @@ def refusal_response(refusal: Refusal, protocol: str) -> Response:
         message = message or refusal.detail
         if refusal.kind == "too_large":
             json_code = query_code = "RequestEntityTooLargeException"
-        status = (
-            413
-            if refusal.kind == "too_large"
-            else 400
-            if refusal.kind in ("bad_chunk", "length_required")
-            else 403
-        )
+        status = {"too_large": 413, "bad_chunk": 400}.get(refusal.kind, 403)
         if protocol == QUERY:
             response = _query(query_code, message, status)
         elif protocol == JSON_RPC:

@@ -5,7 +5,8 @@ environment; a SageMaker container sees its job directory at /opt/ml. Neither se
 processes or the emulator's secrets. :class:`Sandbox` describes such a view, and
 :meth:`Sandbox.command` turns it into the ``bwrap`` command line that runs a program inside it: new
 user, PID, IPC, UTS and cgroup namespaces, its own network namespace unless asked otherwise (with
-only a loopback interface), no capabilities, and only the bound paths in its file system. The
+only a loopback interface), no capabilities, and only the bound paths in its file system, writable
+only where a bind says so. The
 process dies with the one that started it if asked.
 
 Where bubblewrap cannot run (macOS, most containers without user namespaces) :func:`available` is
@@ -82,7 +83,9 @@ class Sandbox:
             command += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
         for path in self.empty:
             command += ["--tmpfs", path]
-        command += ["--chdir", self.workdir, "--", *argv]
+        # The root itself (bwrap's scratch tmpfs, holding the mount points) is read-only too: the
+        # program writes only where a writable bind (or an ``empty`` directory) lets it.
+        command += ["--remount-ro", "/", "--chdir", self.workdir, "--", *argv]
         return command
 
 
@@ -171,19 +174,38 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def drop_capabilities() -> None:
-    """For ``Popen(preexec_fn=...)`` without a sandbox: the program gets no capabilities, even as root.
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree, also one whose modes deny its owner (e.g. a package unpacked with only
+    its world permissions, which a sandboxed program got to see as on the cloud)."""
 
-    Empties the capability bounding set, so that root's programs obey file modes (no
-    CAP_DAC_OVERRIDE) as an unprivileged user does. Without CAP_SETPCAP (an unprivileged user)
-    there is nothing to drop and nothing happens.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop = 24
-    for capability in range(64):
-        if (
-            libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0 and ctypes.get_errno() != 22
-        ):  # EINVAL: no such cap
+    def open_up(directory: str) -> None:  # top-down: a directory must be opened before it is listed
+        try:
+            os.chmod(directory, 0o700)
+            entries = list(os.scandir(directory))
+        except OSError:
             return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                open_up(entry.path)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        open_up(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def without_capabilities(argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` with no capabilities, for a program run without a sandbox.
+
+    For root, through util-linux's ``setpriv`` with empty bounding and inheritable sets: the program
+    then obeys file modes (no CAP_DAC_OVERRIDE) as an unprivileged user does. Other users have no
+    capabilities to drop, and get ``argv`` as it is.
+    """
+    if os.getuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        _logger.warning(
+            "setpriv (util-linux) is missing: programs run without a sandbox keep root's capabilities"
+        )
+        return list(argv)
+    return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", *argv]

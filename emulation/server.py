@@ -75,7 +75,7 @@ class Emulator:
         self.edge = Edge(
             self.config,
             self.credentials,
-            moto_app=self.moto,
+            moto_app=self.awslambda.control_plane(self.moto),
             sagemaker=sagemaker_api,
             sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
             lambda_invoke=self.awslambda.handle,

@@ -36,7 +36,7 @@ class Refusal(Exception):
 
     ``kind`` is one of: missing, malformed, unknown_key, bad_signature, skewed, expired_url,
     wrong_service, wrong_region, bad_token, expired_token, hash_mismatch, too_large, access_denied,
-    length_required, bad_checksum, bad_chunk.
+    bad_checksum, bad_chunk.
     """
 
     def __init__(self, kind: str, detail: str = "", **facts: str):

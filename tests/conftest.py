@@ -6,7 +6,12 @@ With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sage
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
+import textwrap
+import zipfile
 from dataclasses import dataclass, field
 
 import boto3
@@ -76,3 +81,72 @@ def bucket(client):
     name = "sagelocal-tests"
     client("s3").create_bucket(Bucket=name)
     return name
+
+
+# -- Lambda ---------------------------------------------------------------------------------------
+LAMBDA_ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+@pytest.fixture(scope="module")
+def lam(client):
+    try:
+        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
+    except client("iam").exceptions.EntityAlreadyExistsException:
+        pass
+    # What the functions in the tests call with the role's keys: IAM is enforced, as on AWS.
+    client("iam").put_role_policy(
+        RoleName="lambda-role",
+        PolicyName="test-functions",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}
+                ],
+            }
+        ),
+    )
+    return client("lambda")
+
+
+@pytest.fixture
+def make_function(lam, request):
+    """``make_function(source, **config)``: a python3.12 function named after the test, handler app.handler."""
+    names = []
+
+    def make(
+        source: str | dict[str, str],
+        *,
+        handler: str = "app.handler",
+        modes: dict[str, int] | None = None,
+        **config,
+    ) -> str:
+        name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
+        files = {"app.py": source} if isinstance(source, str) else source
+        lam.create_function(
+            FunctionName=name,
+            Runtime=config.pop("Runtime", "python3.12"),
+            Role=LAMBDA_ROLE_ARN,
+            Handler=handler,
+            Code={"ZipFile": lambda_package(files, modes)},
+            **config,
+        )
+        names.append(name)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
+        return name
+
+    yield make
+    for name in names:
+        lam.delete_function(FunctionName=name)
+
+
+def lambda_package(files: dict[str, str], modes: dict[str, int] | None = None) -> bytes:
+    """A deployment package (.zip) from {path: source}; files are 0644 (Lambda needs them world-readable)
+    unless ``modes`` says otherwise."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, source in files.items():
+            entry = zipfile.ZipInfo(name)
+            entry.external_attr = (0o100000 | (modes or {}).get(name, 0o644)) << 16
+            archive.writestr(entry, textwrap.dedent(source))
+    return buffer.getvalue()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
-import textwrap
 import time
-import zipfile
 
 import pytest
 import requests
+from conftest import lambda_package
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
 FUNCTION = "gw-proxy-target"
@@ -43,13 +41,6 @@ def handler(event, context):
 """
 
 
-def _package(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", textwrap.dedent(source))
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def function_arn(client):
     try:
@@ -61,7 +52,7 @@ def function_arn(client):
         Runtime="python3.12",
         Role=ROLE_ARN,
         Handler="app.handler",
-        Code={"ZipFile": _package(SOURCE)},
+        Code={"ZipFile": lambda_package({"app.py": SOURCE})},
         Timeout=10,
     )
     client("lambda").add_permission(
@@ -70,6 +61,7 @@ def function_arn(client):
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
     )
+    client("lambda").get_waiter("function_active_v2").wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 0.1})
     yield created["FunctionArn"]
     client("lambda").delete_function(FunctionName=FUNCTION)
 

@@ -4,75 +4,17 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import io
 import json
 import re
-import textwrap
+import sys
 import threading
 import time
-import zipfile
 
 import botocore.exceptions
 import pytest
 import requests
 from botocore.config import Config
-
-ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
-
-
-def package(files: dict[str, str]) -> bytes:
-    """A deployment package (.zip) from {path: source}."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, source in files.items():
-            archive.writestr(name, textwrap.dedent(source))
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def lam(client):
-    try:
-        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
-    except client("iam").exceptions.EntityAlreadyExistsException:
-        pass
-    # What the functions below call with the role's keys: IAM is enforced, as on AWS.
-    client("iam").put_role_policy(
-        RoleName="lambda-role",
-        PolicyName="test-functions",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}
-                ],
-            }
-        ),
-    )
-    return client("lambda")
-
-
-@pytest.fixture
-def make_function(lam, request):
-    """``make_function(source, **config)``: a python3.12 function named after the test, handler app.handler."""
-    names = []
-
-    def make(source: str | dict[str, str], *, handler: str = "app.handler", **config) -> str:
-        name = re.sub(r"[^a-zA-Z0-9-_]", "-", f"lt-{request.node.name}")[:60] + f"-{len(names)}"
-        files = {"app.py": source} if isinstance(source, str) else source
-        lam.create_function(
-            FunctionName=name,
-            Runtime=config.pop("Runtime", "python3.12"),
-            Role=ROLE_ARN,
-            Handler=handler,
-            Code={"ZipFile": package(files)},
-            **config,
-        )
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        lam.delete_function(FunctionName=name)
+from conftest import lambda_package as package
 
 
 def invoke(lam, name: str, event=None, **kwargs) -> tuple[dict, object]:
@@ -171,14 +113,19 @@ def test_packaged_dependencies_are_importable(lam, make_function):
     assert invoke(lam, name, {"word": "hi"})[1] == "HI!"
 
 
-SLEEPER = """
-import os
+#: Each execution environment imports the handler once: this id names the environment.
+ENVIRONMENT_ID = "import uuid\nENVIRONMENT = uuid.uuid4().hex\n"
+
+SLEEPER = (
+    ENVIRONMENT_ID
+    + """
 import time
 
 def handler(event, context):
     time.sleep(event.get("sleep", 0))
-    return os.getpid()
+    return ENVIRONMENT
 """
+)
 
 
 def test_timeout_kills_the_environment_and_the_next_call_gets_a_fresh_one(lam, make_function):
@@ -201,17 +148,16 @@ def test_timeout_kills_the_environment_and_the_next_call_gets_a_fresh_one(lam, m
 
 def test_warm_invocations_reuse_the_environment(lam, make_function):
     name = make_function(
-        """
-        import os
+        ENVIRONMENT_ID
+        + """
+calls = 0
 
-        calls = 0
-
-        def handler(event, context):
-            global calls
-            calls += 1
-            print("call", calls)
-            return {"calls": calls, "pid": os.getpid()}
-        """
+def handler(event, context):
+    global calls
+    calls += 1
+    print("call", calls)
+    return {"calls": calls, "pid": ENVIRONMENT}
+"""
     )
     answers = [invoke(lam, name, LogType="Tail") for _ in range(3)]
     assert [payload["calls"] for _, payload in answers] == [1, 2, 3]
@@ -231,12 +177,12 @@ def test_warm_invocations_reuse_the_environment(lam, make_function):
 
 
 def test_code_update_starts_a_fresh_environment(lam, make_function):
-    name = make_function("import os\n\ndef handler(event, context):\n    return ['v1', os.getpid()]\n")
+    name = make_function(ENVIRONMENT_ID + "def handler(event, context):\n    return ['v1', ENVIRONMENT]\n")
     _, (version, pid) = invoke(lam, name)
     lam.update_function_code(
         FunctionName=name,
         ZipFile=package(
-            {"app.py": "import os\n\ndef handler(event, context):\n    return ['v2', os.getpid()]\n"}
+            {"app.py": ENVIRONMENT_ID + "def handler(event, context):\n    return ['v2', ENVIRONMENT]\n"}
         ),
     )
     _, (new_version, new_pid) = invoke(lam, name)
@@ -476,3 +422,176 @@ def test_in_process_invoke(emulator, lam, make_function):
     result = emulator.awslambda.invoke(name, b'{"k": "v"}')
     assert (result.status_code, result.function_error, result.executed_version) == (200, None, "$LATEST")
     assert json.loads(result.payload)["event"] == {"k": "v"}
+
+
+def test_python_functions_run_under_awslambdaric(lam, make_function):
+    """The context object and the runtime loop are AWS's own client's, talking to our Runtime API."""
+    name = make_function(
+        """
+        import os
+
+        def handler(event, context):
+            return {
+                "context_class": type(context).__module__ + "." + type(context).__qualname__,
+                "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+                "remaining": context.get_remaining_time_in_millis(),
+            }
+        """,
+        Timeout=3,
+    )
+    _, payload = invoke(lam, name)
+    assert payload["context_class"] == "awslambdaric.lambda_context.LambdaContext"
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", payload["runtime_api"])
+    assert 0 < payload["remaining"] <= 3000
+
+
+SHELL_BOOTSTRAP = """\
+#!/bin/sh
+# AWS's custom-runtime tutorial, in sh and curl: fetch an event, answer or fail it through the API.
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  HEADERS=$(mktemp)
+  EVENT=$(curl -sS -D "$HEADERS" "$API/invocation/next")
+  REQUEST_ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  case "$EVENT" in
+    *fail*) curl -sS -o /dev/null "$API/invocation/$REQUEST_ID/error" -H "Lambda-Runtime-Function-Error-Type: Unhandled" \\
+              -d '{"errorMessage": "asked to fail", "errorType": "ShellError"}' ;;
+    *) echo "handling $REQUEST_ID"
+       curl -sS -o /dev/null "$API/invocation/$REQUEST_ID/response" -d "{\\"echo\\": $EVENT, \\"id\\": \\"$REQUEST_ID\\"}" ;;
+  esac
+done
+"""
+
+
+def custom_function(make_function, bootstrap: str, **config) -> str:
+    return make_function(
+        {"bootstrap": bootstrap},
+        handler="unused",
+        modes={"bootstrap": 0o755},
+        Runtime="provided.al2023",
+        **config,
+    )
+
+
+def test_custom_runtime_answers_and_reports_errors(lam, make_function):
+    name = custom_function(make_function, SHELL_BOOTSTRAP)
+    answer, payload = invoke(lam, name, {"n": 1}, LogType="Tail")
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert "FunctionError" not in answer
+    assert payload == {"echo": {"n": 1}, "id": request_id}
+    assert f"handling {request_id}" in tail(answer)
+    answer, payload = invoke(lam, name, {"please": "fail"})
+    assert answer["StatusCode"] == 200
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload == {"errorMessage": "asked to fail", "errorType": "ShellError"}
+    # An error reported through /error leaves the environment running, as on AWS.
+    answer, payload = invoke(lam, name, {"n": 2}, LogType="Tail")
+    assert payload["echo"] == {"n": 2}
+    assert "Init Duration" not in tail(answer)
+
+
+#: A custom runtime in Python (standard library only) that probes the Runtime API's contract.
+PROBE_BOOTSTRAP = """\
+#!{python} -IS
+import http.client, json, os, sys
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+
+
+def call(method, path, body=None, headers={{}}):
+    connection = http.client.HTTPConnection(API)
+    connection.request(method, "/2018-06-01/runtime" + path, body, headers)
+    response = connection.getresponse()
+    return [response.status, dict(response.getheaders()), response.read().decode()]
+
+
+if os.environ.get("FAIL_INIT"):
+    call("POST", "/init/error", b'{{"errorMessage": "no settings", "errorType": "Probe.InitFailed"}}',
+         {{"Lambda-Runtime-Function-Error-Type": "Probe.InitFailed"}})
+    sys.exit(1)
+
+last_oversized = None
+while True:
+    status, headers, body = call("GET", "/invocation/next")
+    request_id = headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.loads(body)
+    if event.get("big"):
+        last_oversized = call("POST", f"/invocation/{{request_id}}/response", b"x" * 6291557)[::2]
+        continue
+    report = {{
+        "headers": {{k: v for k, v in headers.items() if k.startswith("Lambda-Runtime-")}},
+        "event": event,
+        "wrong_id": call("POST", "/invocation/not-this-one/response", b"{{}}")[::2],
+        "next_while_running": call("GET", "/invocation/next")[::2],
+        "init_error_after_init": call("POST", "/init/error", b"{{}}")[::2],
+        "last_oversized": last_oversized,
+    }}
+    answered = call("POST", f"/invocation/{{request_id}}/response", json.dumps(report).encode())
+    assert answered[0] == 202, answered
+"""
+
+
+def test_runtime_api_contract(lam, make_function):
+    name = custom_function(make_function, PROBE_BOOTSTRAP.format(python=sys.executable), Timeout=5)
+    client_context = base64.b64encode(json.dumps({"custom": {"user": "ada"}}).encode()).decode()
+    started_ms = int(time.time() * 1000)
+    answer, report = invoke(lam, name, {"k": "v"}, ClientContext=client_context)
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    headers = report["headers"]
+    assert headers["Lambda-Runtime-Aws-Request-Id"] == request_id
+    assert (
+        headers["Lambda-Runtime-Invoked-Function-Arn"]
+        == f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    )
+    assert started_ms + 4000 <= int(headers["Lambda-Runtime-Deadline-Ms"]) <= int(time.time() * 1000) + 5000
+    assert re.fullmatch(
+        r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", headers["Lambda-Runtime-Trace-Id"]
+    )
+    assert json.loads(headers["Lambda-Runtime-Client-Context"]) == {"custom": {"user": "ada"}}
+    assert report["event"] == {"k": "v"}
+    assert report["wrong_id"] == [
+        400,
+        '{"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}',
+    ]
+    assert report["next_while_running"][0] == report["init_error_after_init"][0] == 403
+    assert json.loads(report["next_while_running"][1])["errorType"] == "InvalidStateTransition"
+    assert report["last_oversized"] is None
+
+    answer, payload = invoke(lam, name, {"big": True})
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    _, report = invoke(lam, name)  # the same environment goes on, and tells what the runtime was told
+    status, body = report["last_oversized"]
+    assert status == 413
+    assert json.loads(body) == {
+        "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "RequestEntityTooLarge",
+    }
+
+
+def test_custom_runtime_init_error(lam, make_function):
+    name = custom_function(
+        make_function,
+        PROBE_BOOTSTRAP.format(python=sys.executable),
+        Environment={"Variables": {"FAIL_INIT": "1"}},
+    )
+    answer, payload = invoke(lam, name, LogType="Tail")
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload == {"errorMessage": "no settings", "errorType": "Probe.InitFailed"}
+    assert "Status: error\tError Type: Probe.InitFailed" in tail(answer)
+
+
+def test_custom_runtime_without_bootstrap(lam, make_function):
+    name = make_function({"handler.sh": "echo"}, handler="unused", Runtime="provided.al2")
+    answer, payload = invoke(lam, name)
+    request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.InvalidEntrypoint"
+    assert re.fullmatch(
+        rf"RequestId: {request_id} Error: Couldn't find valid bootstrap\(s\): \[\S*/bootstrap /opt/bootstrap\]",
+        payload["errorMessage"],
+    )

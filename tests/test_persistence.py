@@ -7,7 +7,6 @@ middle of writes, then started again on the same directory and port.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
@@ -15,17 +14,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
-import zipfile
 from pathlib import Path
 
 import boto3
 import botocore.config
 import pytest
 import requests
+from conftest import lambda_package
 
 from workflows.datasets import boston as boston_data
 
@@ -129,10 +127,7 @@ def wait_for(describe, key: str, done: tuple[str, ...], timeout: float = 120.0) 
 
 
 def zipped(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", textwrap.dedent(source))
-    return buffer.getvalue()
+    return lambda_package({"app.py": source})
 
 
 def training_request(name: str, data: str, rounds: int) -> dict:
@@ -224,6 +219,9 @@ def create_inventory(emulator: EmulatorProcess, tmp_path: Path) -> dict:
         Environment={"Variables": {"ENDPOINT": "persisted-endpoint"}},
         Timeout=30,
     )["FunctionArn"]
+    emulator.client("lambda").get_waiter("function_active_v2").wait(
+        FunctionName="persisted-predict", WaiterConfig={"Delay": 0.1}
+    )
     api_id = apigateway.create_rest_api(name="persisted-api")["id"]
     root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
     apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")

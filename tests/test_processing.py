@@ -228,3 +228,37 @@ def test_processing_inputs_must_be_under_opt_ml_processing(client, bucket):
                                                    "S3DataType": "S3Prefix", "S3InputMode": "File"}}
             ],
         )  # fmt: skip
+
+
+def test_a_processing_job_is_kept_across_a_restart(in_process_emulator, client, bucket, tmp_path):
+    """What the state store saves and loads: a finished job is described the same afterwards; one
+    that was running ends Failed, as training and transform jobs do."""
+    from emulation.sagemaker import records
+    from emulation.sagemaker.backend import SageMakerBackend
+
+    sagemaker = client("sagemaker")
+    request = dict(
+        RoleArn="arn:aws:iam::000000000000:role/SageLocalExecutionRole",
+        AppSpecification={
+            "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+            "ContainerEntrypoint": ["python3", "-c", "import time, sys; time.sleep(float(sys.argv[1]))"],
+        },
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": INSTANCE, "VolumeSizeInGB": 5}},
+    )  # fmt: skip
+    done, running = f"kept-{uuid.uuid4().hex[:8]}", f"cut-{uuid.uuid4().hex[:8]}"
+    sagemaker.create_processing_job(ProcessingJobName=done, **{**request, "AppSpecification": {
+        **request["AppSpecification"], "ContainerArguments": ["0"]}})  # fmt: skip
+    deadline = time.monotonic() + 60
+    while sagemaker.describe_processing_job(ProcessingJobName=done)["ProcessingJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    sagemaker.create_processing_job(ProcessingJobName=running, **{**request, "AppSpecification": {
+        **request["AppSpecification"], "ContainerArguments": ["600"]}})  # fmt: skip
+    old = in_process_emulator.sagemaker
+    saved = records.capture(old)
+    fresh = SageMakerBackend(old.config, old.moto, old.runner)
+    records.restore(fresh, saved)
+    assert fresh.processing_job(done).describe() == old.processing_job(done).describe()
+    restored = fresh.processing_job(running).describe()
+    assert restored["ProcessingJobStatus"] == "Failed" and "restarted" in restored["FailureReason"]
+    sagemaker.stop_processing_job(ProcessingJobName=running)

@@ -137,5 +137,16 @@ def test_without_capabilities_root_obeys_file_modes(tmp_path):
     os.chmod(private, 0o600)
     read = [sys.executable, "-I", "-S", "-c", f"print(open({str(private)!r}).read())"]
     assert subprocess.run(read, capture_output=True, text=True).stdout.strip() == "not yours"
-    dropped = subprocess.run(read, capture_output=True, text=True, preexec_fn=sandbox.drop_capabilities)
+    dropped = subprocess.run(sandbox.without_capabilities(read), capture_output=True, text=True)
     assert "PermissionError" in dropped.stderr
+
+
+def test_remove_tree_removes_what_denies_its_owner(tmp_path):
+    tree = tmp_path / "unpacked"
+    (tree / "closed" / "inner").mkdir(parents=True)
+    (tree / "closed" / "inner" / "file").write_text("x")
+    os.chmod(tree / "closed" / "inner" / "file", 0)
+    os.chmod(tree / "closed" / "inner", 0)
+    os.chmod(tree / "closed", 0o555)
+    sandbox.remove_tree(tree)
+    assert not tree.exists()

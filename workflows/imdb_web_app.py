@@ -209,6 +209,8 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
     function_arn = _create_function(
         lambda_client, function_name, role_arn, endpoint_name, lambda_package.build(vocabulary)
     )
+    # A new function is Pending for a moment; invoking it meanwhile fails (on AWS and locally).
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=function_name)
 
     api_id = apigateway.create_rest_api(
         name=f"sentiment-analysis-api-{stamp}", endpointConfiguration={"types": ["REGIONAL"]}

@@ -57,7 +57,11 @@ def build(vocabulary: dict[str, int]) -> bytes:
         for path in sorted(FUNCTION_SOURCE.glob("*.py")):
             package.write(path, path.name)
         package.write(Path(review_text.__file__), "review_text.py")
-        package.writestr("vocabulary.json", json.dumps(vocabulary, sort_keys=True))
+        # writestr's default mode is 0600; Lambda runs the function as another user, who must read it.
+        vocabulary_entry = zipfile.ZipInfo("vocabulary.json")
+        vocabulary_entry.external_attr = 0o100644 << 16
+        vocabulary_entry.compress_type = zipfile.ZIP_DEFLATED
+        package.writestr(vocabulary_entry, json.dumps(vocabulary, sort_keys=True))
         for distribution in sorted(distributions):
             for relative, located in _distribution_files(distribution):
                 if Path(located).is_file():

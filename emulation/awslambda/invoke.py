@@ -4,18 +4,25 @@ moto keeps the control plane (CreateFunction, GetFunction, UpdateFunctionCode, D
 this service reads the function's configuration and package from moto's backend in-process and runs
 the handler in an execution environment (:mod:`emulation.awslambda.runtime`). Environments stay warm
 between invocations and are replaced after a code or configuration change, a timeout or a crash;
-concurrent invocations get extra environments. Wire behaviour (status codes, headers, error payloads,
-limits, log lines) follows shared/spec/lambda-apigateway-sigv4.md, sections 4 and 5.
+concurrent invocations get extra environments; idle ones are reclaimed after a while, and a deleted
+or updated function's at once. Wire behaviour (status codes, headers, error payloads, limits, log
+lines) follows shared/spec/lambda-apigateway-sigv4.md, sections 4 and 5.
+
+In front of moto's control plane (:meth:`LambdaService.control_plane`) this service adds what moto
+leaves out: a new function is Pending for a moment before it is Active, as on AWS, and invoking it
+meanwhile fails as on AWS.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from moto.awslambda.exceptions import LambdaClientError, UnknownFunctionException
 from moto.utilities.utils import get_partition
@@ -31,29 +39,29 @@ from werkzeug.wrappers import Request, Response
 
 from emulation import sigv4
 from emulation.awslambda.runtime import (
+    EnvironmentFactory,
     ExecutionEnvironment,
     FunctionSpec,
     Outcome,
     RoleCredentials,
-    runtime_directory,
-    runtime_environment,
-    task_root,
 )
+from emulation.awslambda.runtime_api import Invocation
 from emulation.config import EmulatorConfig
 from emulation.moto_bridge import MotoServices
 from emulation.protocol import AwsError, operation_model, validate_input
 
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_EVENT_PAYLOAD_BYTES = 1024 * 1024
-MAX_RESPONSE_PAYLOAD_BYTES = 6291556  # the figure AWS's error message quotes
 LOG_TAIL_BYTES = 4096
-#: AWS recycles idle execution environments after some minutes; so do we, checking this often.
-IDLE_LIMIT_SECONDS = 600
+#: How often idle environments are looked for (at most; sooner when the idle limit is shorter).
 RECLAIM_INTERVAL_SECONDS = 30
+#: The runtimes that run here: Python ones under awslambdaric, OS-only ones from the package's bootstrap.
+CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2")
 #: A role session lasts at most 12 hours; the emulator does not expire them sooner.
 _SESSION_SECONDS = 43200
 
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+_FUNCTIONS_PATH = re.compile(r"^/2015-03-31/functions(?:/(?P<name>[^/]+)(?P<part>/code|/configuration)?)?/?$")
 # The grammar of the model's FunctionName pattern, with the parts we need named.
 _FUNCTION_NAME = re.compile(
     r"(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:\d{12}:)?"
@@ -118,7 +126,104 @@ class LambdaService:
         self._log_lock = threading.Lock()  # moto's logs backend is not thread-safe
         self._events = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lambda-event")
         self._closing = False
-        self._next_reclaim = time.monotonic() + RECLAIM_INTERVAL_SECONDS
+        self._stopped = threading.Event()
+        self._pending: dict[int, tuple[Any, float]] = {}  # id -> (moto's function, when it becomes Active)
+        threading.Thread(target=self._reclaim_periodically, name="lambda-reclaim", daemon=True).start()
+
+    @functools.cached_property
+    def _factory(self) -> EnvironmentFactory:
+        """Made on first use: it probes for the sandbox and makes the private directory."""
+        if sys.platform != "linux":
+            raise AwsError(
+                "ServiceException",
+                "sagelocal runs Lambda functions on Linux only (elsewhere, run the emulator with docker compose).",
+                status=500,
+            )
+        return EnvironmentFactory(
+            self.config.data_dir / "lambda", strict_permissions=self.config.lambda_strict_permissions
+        )
+
+    # -- the control plane, in front of moto ---------------------------------------------------------
+    def control_plane(self, moto_app):
+        """moto's WSGI app, with what Lambda's control plane does that moto does not.
+
+        CreateFunction leaves the function Pending for ``lambda_pending_seconds`` (its answer and
+        GetFunction say so, with AWS's reason); DeleteFunction, UpdateFunctionCode and
+        UpdateFunctionConfiguration stop the function's idle environments at once.
+        """
+
+        def app(environ, start_response):
+            match = _FUNCTIONS_PATH.match(environ.get("PATH_INFO", ""))
+            request = Request(environ) if match else None
+            scope = sigv4.scope_of(request.headers, request.args) if request else None
+            if scope is None or scope[0] != "lambda":
+                return moto_app(environ, start_response)
+            method, region = environ["REQUEST_METHOD"], scope[1]
+            self._activate_due(region, unquote(match["name"]) if match["name"] else None)
+            captured: list = []
+            body = b"".join(
+                moto_app(environ, lambda status, headers, *exc: captured.extend([status, headers]))
+            )
+            status, headers = captured
+            if status.startswith("2"):
+                if method == "POST" and match["name"] is None:
+                    body = self._created(region, body)
+                    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                    headers.append(("Content-Length", str(len(body))))
+                elif (method == "DELETE" and match["part"] is None) or (method == "PUT" and match["part"]):
+                    self._release_function(region, unquote(match["name"]))
+            start_response(status, headers)
+            return [body]
+
+        return app
+
+    def _created(self, region: str, body: bytes) -> bytes:
+        """A function just made: Pending for a moment, as CreateFunction's answer says."""
+        delay = self.config.lambda_pending_seconds
+        if delay <= 0:
+            return body
+        configuration = json.loads(body)
+        try:
+            function = self.moto.backend("lambda", region).get_function(configuration["FunctionName"])
+        except LambdaClientError:
+            return body
+        with self._lock:
+            self._pending[id(function)] = (function, time.monotonic() + delay)
+        function.state = "Pending"
+        configuration.update(
+            State="Pending", StateReason="The function is being created.", StateReasonCode="Creating"
+        )
+        return json.dumps(configuration).encode()
+
+    def _activate_due(self, region: str | None = None, function_name: str | None = None) -> None:
+        """Make Active the functions whose moment has passed, and a named function Pending for no
+        reason this emulator knows (restored from a snapshot taken while it was Pending)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [function for function, at in self._pending.values() if at <= now]
+            for function in due:
+                del self._pending[id(function)]
+            if function_name is not None:
+                try:
+                    named = self.moto.backend("lambda", region).get_function(function_name)
+                except LambdaClientError:
+                    named = None
+                if named is not None and named.state == "Pending" and id(named) not in self._pending:
+                    due.append(named)
+        for function in due:
+            function.state = "Active"
+
+    def _release_function(self, region: str, function_name: str) -> None:
+        """Stop the idle environments of every version of a function (deleted or changed)."""
+        name = _FUNCTION_NAME.fullmatch(function_name)["name"]
+        with self._lock:
+            pools = [p for key, p in self._pools.items() if p.spec.name == name and p.spec.region == region]
+            stale = []
+            for pool in pools:
+                del self._pools[pool.spec.arn]
+                stale += self._forget(pool)
+        for env in stale:
+            env.close()
 
     # -- the REST route ---------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -200,8 +305,15 @@ class LambdaService:
             log_result=tail,
         )
 
+    def live_workers(self) -> list[tuple[str, int]]:
+        """(function name, process id) of every running execution environment, idle or busy."""
+        with self._lock:
+            environments = list(self._environments)
+        return [(env.spec.name, env.pid) for env in environments if env.alive]
+
     def shutdown(self) -> None:
         """Stop every environment; invocations in flight end as crashed (Runtime.ExitError)."""
+        self._stopped.set()
         with self._lock:
             self._closing = True
             idle = [env for pool in self._pools.values() for env, _ in pool.idle]
@@ -237,12 +349,22 @@ class LambdaService:
         except LambdaClientError as error:
             raise AwsError(error.error_type, error.message, status=error.code) from None
         runtime = function.run_time or ""
-        if function.package_type != "Zip" or not runtime.startswith("python3."):
+        if function.package_type != "Zip" or not (
+            runtime.startswith("python3.") or runtime in CUSTOM_RUNTIMES
+        ):
             raise AwsError(
                 "InvalidRuntimeException",
                 f"The runtime parameter of {runtime or function.package_type} is not supported by sagelocal, "
-                "which runs python3.x functions from .zip packages.",
+                f"which runs python3.x and {' and '.join(CUSTOM_RUNTIMES)} functions from .zip packages.",
                 status=502,
+            )
+        self._activate_due(region, name)
+        if function.state != "Active":
+            raise AwsError(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. "
+                f"The function is currently in the following state: {function.state}",
+                status=409,
             )
         spec = _spec(function, region)
         unqualified = (
@@ -291,7 +413,6 @@ class LambdaService:
     # -- environments ---------------------------------------------------------------------------------
     def _acquire(self, spec: FunctionSpec) -> tuple[ExecutionEnvironment, bool]:
         """A warm environment for ``spec`` if one is idle, else a new one; (environment, cold)."""
-        self._reclaim()
         stale: list[ExecutionEnvironment] = []
         warm = None
         with self._lock:
@@ -314,15 +435,11 @@ class LambdaService:
         if warm is not None:
             return warm, False
         try:
-            task = task_root(self.config.data_dir, spec, self._package(spec))
+            env = self._factory.make(spec, self._package(spec), self._credentials(spec), self.endpoint_url())
         except zipfile.BadZipFile:  # AWS refuses such a package at upload; moto keeps it
             raise AwsError(
                 "InvalidZipFileException", "Lambda was unable to unzip the deployment package.", status=502
             ) from None
-        environment = runtime_environment(
-            spec, task, runtime_directory(self.config.data_dir), self._credentials(spec), self.endpoint_url()
-        )
-        env = ExecutionEnvironment(spec, task, environment)
         with self._lock:
             self._environments.add(env)
         return env, True
@@ -336,16 +453,19 @@ class LambdaService:
             self._environments.discard(env)
         env.close()
 
-    def _reclaim(self) -> None:
-        """Stop the environments AWS would have reclaimed: long idle, or of a function deleted or changed.
+    def _reclaim_periodically(self) -> None:
+        interval = min(RECLAIM_INTERVAL_SECONDS, max(self.config.lambda_idle_seconds / 2, 0.05))
+        while not self._stopped.wait(interval):
+            try:
+                self._reclaim()
+            except Exception:  # never let the reclaimer die
+                _logger.exception("reclaiming idle Lambda environments failed")
 
-        Runs at most every RECLAIM_INTERVAL_SECONDS, on the way into an invocation.
-        """
+    def _reclaim(self) -> None:
+        """Stop the environments AWS would have reclaimed: long idle, or of a function deleted or changed."""
         now = time.monotonic()
+        limit = self.config.lambda_idle_seconds
         with self._lock:
-            if now < self._next_reclaim:
-                return
-            self._next_reclaim = now + RECLAIM_INTERVAL_SECONDS
             pools = list(self._pools.values())
         outdated = [pool for pool in pools if self._current(pool.spec) is None]
         stale: list[ExecutionEnvironment] = []
@@ -355,8 +475,8 @@ class LambdaService:
                     del self._pools[pool.spec.arn]
                     stale += self._forget(pool)
             for pool in self._pools.values():
-                expired = [env for env, since in pool.idle if now - since > IDLE_LIMIT_SECONDS]
-                pool.idle = [(env, since) for env, since in pool.idle if now - since <= IDLE_LIMIT_SECONDS]
+                expired = [env for env, since in pool.idle if now - since > limit]
+                pool.idle = [(env, since) for env, since in pool.idle if now - since <= limit]
                 self._environments.difference_update(expired)
                 stale += expired
         for env in stale:
@@ -388,11 +508,14 @@ class LambdaService:
                 init = env.initialize(request_id)
             if init is None or init.error_type is None:
                 outcome = env.invoke(
-                    request_id,
-                    event,
-                    invoked_arn=invoked_arn,
-                    client_context=client_context,
-                    trace_id=trace_id or new_trace_id(),
+                    Invocation(
+                        request_id=request_id,
+                        payload=event,
+                        deadline_ms=int(time.time() * 1000) + spec.timeout * 1000,
+                        invoked_function_arn=invoked_arn,
+                        trace_id=trace_id or new_trace_id(),
+                        client_context=client_context,
+                    )
                 )
         finally:
             self._release(env, reusable=outcome is not None and outcome.status is None)
@@ -400,15 +523,6 @@ class LambdaService:
             lines = [*init.output, *_invocation_lines(spec, request_id, init, [], None)]
             self._write_log(spec, env.log_stream, lines)
             return init.payload, init.error_type, lines
-        if outcome.error_type is None and len(outcome.payload) > MAX_RESPONSE_PAYLOAD_BYTES:
-            outcome.error_type = "Function.ResponseSizeTooLarge"
-            outcome.payload = json.dumps(
-                {
-                    "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                    f"({MAX_RESPONSE_PAYLOAD_BYTES} bytes).",
-                    "errorType": outcome.error_type,
-                }
-            ).encode()
         before = init.output if init is not None else []
         lines = [*before, *_invocation_lines(spec, request_id, outcome, outcome.output, init)]
         self._write_log(spec, env.log_stream, lines)

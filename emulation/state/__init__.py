@@ -23,7 +23,6 @@ import functools
 import io
 import logging
 import re
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from moto.backends import get_backend
 from moto.s3.models import s3_backends
 from werkzeug.wrappers import Request, Response
 
+from emulation import sandbox
 from emulation.state import s3_objects
 from emulation.state.store import StateError, StateStore, dumps, loads
 
@@ -44,7 +44,7 @@ _logger = logging.getLogger("sagelocal.state")
 _MOTO_PREFIX = "moto."
 #: Directories under the data directory that hold only what runs (job directories, endpoint model
 #: copies, unpacked Lambda packages); after a restart nothing runs, so they are leftovers.
-SCRATCH_DIRECTORIES = ("training", "transform", "endpoints", "lambda/tasks")
+SCRATCH_DIRECTORIES = ("training", "transform", "endpoints", "lambda/tasks", "lambda/environments")
 
 
 _READ_ACTIONS = re.compile(r"(Get|List|Describe|Head|Filter|Lookup|Search|Query|Scan|BatchGet|Simulate)[A-Z]")
@@ -272,7 +272,7 @@ class Persistence:
         remove what belonged to resources that no longer exist."""
         self.store.remove_temporaries()
         for scratch in SCRATCH_DIRECTORIES:  # before endpoints are redeployed into it
-            shutil.rmtree(self.data_dir / scratch, ignore_errors=True)
+            sandbox.remove_tree(self.data_dir / scratch)  # unpacked Lambda packages may deny their owner
         names = self.store.names()
         bodies: set[str] = set()
         ordered = [n for n in names if n.startswith(_MOTO_PREFIX)] + [
