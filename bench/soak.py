@@ -121,7 +121,9 @@ def publish(client, endpoint: str, emulator_url: str) -> str:
     )
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("app.py", FUNCTION_SOURCE)
+        entry = zipfile.ZipInfo("app.py")
+        entry.external_attr = 0o644 << 16  # readable, as Lambda requires of a package's files
+        archive.writestr(entry, FUNCTION_SOURCE)
     function_arn = lam.create_function(
         FunctionName="soak",
         Runtime="python3.12",
@@ -131,6 +133,7 @@ def publish(client, endpoint: str, emulator_url: str) -> str:
         Timeout=30,
         Environment={"Variables": {"ENDPOINT_NAME": endpoint}},
     )["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName="soak", WaiterConfig={"Delay": 0.2})
     api_id = apigateway.create_rest_api(name="soak")["id"]
     root = next(r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")

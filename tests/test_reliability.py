@@ -183,7 +183,9 @@ class EmulatorProcess:
         lam = self.client("lambda")
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("app.py", "def handler(event, context):\n    return 'ok'\n")
+            entry = zipfile.ZipInfo("app.py")
+            entry.external_attr = 0o644 << 16  # readable, as Lambda requires of a package's files
+            archive.writestr(entry, "def handler(event, context):\n    return 'ok'\n")
         lam.create_function(
             FunctionName="f",
             Runtime="python3.12",
@@ -191,6 +193,7 @@ class EmulatorProcess:
             Handler="app.handler",
             Code={"ZipFile": code.getvalue()},
         )
+        lam.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 0.2})
         assert lam.invoke(FunctionName="f")["Payload"].read() == b'"ok"'
 
     def started(self) -> list[psutil.Process]:
