@@ -6,11 +6,14 @@ import json
 import sys
 
 from bench import (
+    exec_notebook,
     gate,
     imdb_full_scale,
     invoke_latency,
     lambda_latency,
     persistence,
+    request_path,
+    runners,
     script_mode,
     soak,
     tuning,
@@ -22,9 +25,12 @@ BENCHMARKS = {
     "invoke_latency": invoke_latency,
     "gate": gate,
     "lambda_latency": lambda_latency,
+    "request_path": request_path,
+    "exec_notebook": exec_notebook,
     "tuning": tuning,
     "persistence": persistence,
     "script_mode": script_mode,
+    "runners": runners,
     "imdb_full_scale": imdb_full_scale,
     "soak": soak,
 }

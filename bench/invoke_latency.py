@@ -82,9 +82,10 @@ def raw_predict_samples(model_tar: bytes, row: str, count: int) -> list[float]:
     import numpy as np
 
     from emulation.containers.xgboost import inference
+    from emulation.containment import extract_tar
 
     with tempfile.TemporaryDirectory() as directory:
-        tarfile.open(fileobj=io.BytesIO(model_tar)).extractall(directory, filter="data")
+        extract_tar(tarfile.open(fileobj=io.BytesIO(model_tar)), Path(directory), what="The model archive")
         model = inference.load_model(Path(directory))
     features = np.array([[float(v) for v in row.split(",")]])
     return timed(lambda: model.predict(features), count)

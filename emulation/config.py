@@ -21,6 +21,9 @@ class EmulatorConfig:
     region: str = field(default_factory=lambda: _env("SAGELOCAL_REGION", "us-east-1"))
     access_key_id: str = field(default_factory=lambda: _env("SAGELOCAL_ACCESS_KEY_ID", "test"))
     secret_access_key: str = field(default_factory=lambda: _env("SAGELOCAL_SECRET_ACCESS_KEY", "test"))
+    #: What runs containers: ``process`` (child processes, the default), ``docker`` (the job's own
+    #: image through the Docker Engine API) or ``auto`` (docker when a daemon answers).
+    runner: str = field(default_factory=lambda: _env("SAGELOCAL_RUNNER", "process"))
     #: Where job directories (the container's /opt/ml) and endpoint model copies live.
     data_dir: Path = field(
         default_factory=lambda: Path(

@@ -56,6 +56,13 @@ def extract_tar(
         if member.issym() or member.islnk():
             target = member.linkname if member.islnk() else str(Path(member.name).parent / member.linkname)
             contained(destination, target, what=f"{what}: the link {member.name} to", shown_as=shown_as)
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise EscapeError(f"{what}: the special file", member.name, shown_as or str(destination))
+    if not hasattr(tarfile, "data_filter"):
+        # Python before 3.10.12 / 3.11.4 (Debian 12's own is 3.11.2) has no extraction filters;
+        # every member was checked above, so a plain extraction is as safe.
+        archive.extractall(destination)
+        return
     try:
         archive.extractall(destination, filter="data")
     except tarfile.FilterError as error:

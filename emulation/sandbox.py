@@ -50,8 +50,8 @@ class Bind:
 class Sandbox:
     """What a sandboxed program sees.
 
-    ``binds`` are mounted in order (a later bind may sit inside an earlier one); ``empty`` paths get
-    an empty in-memory directory after the binds, e.g. to hide a bound directory's subdirectory;
+    ``binds`` and ``empty`` paths (an empty in-memory directory, e.g. to hide a bound directory's
+    subdirectory) are mounted outermost first, so one may sit inside another;
     ``workdir`` is the program's working directory; ``network=False`` gives it its own network
     namespace with only loopback; ``uid``/``gid`` are its ids inside (the host sees the caller's).
     ``die_with_parent`` kills the sandbox when the *thread* that started it ends (the kernel's
@@ -79,10 +79,13 @@ class Sandbox:
         if self.gid is not None:
             command += ["--gid", str(self.gid)]
         command += ["--proc", "/proc", "--dev", "/dev"]
-        for bind in self.binds:
-            command += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
-        for path in self.empty:
-            command += ["--tmpfs", path]
+        # Outer mounts before the ones inside them, whatever order they were given in: a private
+        # /tmp must not hide an interpreter that lives under /tmp (a tox or CI virtualenv), and an
+        # empty directory inside a bind must come after it. Same depth: the order given.
+        mounts = [("--bind" if b.writable else "--ro-bind", str(b.source), b.target) for b in self.binds]
+        mounts += [("--tmpfs", path) for path in self.empty]
+        for mount in sorted(mounts, key=lambda m: len(Path(m[-1]).parts)):
+            command += list(mount)
         # The root itself (bwrap's scratch tmpfs, holding the mount points) is read-only too: the
         # program writes only where a writable bind (or an ``empty`` directory) lets it.
         command += ["--remount-ro", "/", "--chdir", self.workdir, "--", *argv]

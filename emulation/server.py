@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
-from emulation.apigateway import RAW_HEADERS_ENVIRON_KEY, ExecuteApi, execute_api_url
+from emulation.apigateway import ExecuteApi, execute_api_url
 from emulation.awslambda import LambdaService
 from emulation.config import EmulatorConfig
-from emulation.containers.environments import EnvironmentCache
-from emulation.containers.scriptmode.runtime import ScriptRuntime
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
+from emulation.http_handler import RequestHandler, close_open_connections
 from emulation.moto_bridge import MotoServices
-from emulation.nodelay import disable_nagle
-from emulation.runners import process
+from emulation.runners import make_runner, process
 from emulation.sagemaker import records
 from emulation.sagemaker.backend import SageMakerBackend
 from emulation.sagemaker.provider import SageMakerProvider
 from emulation.sagemaker.runtime import RuntimeProvider
 from emulation.state import Persistence
-
-
-class _RequestHandler(WSGIRequestHandler):
-    def setup(self):
-        super().setup()
-        disable_nagle(self.connection)
-
-    def make_environ(self):
-        environ = super().make_environ()
-        environ[RAW_HEADERS_ENVIRON_KEY] = self.headers.items()  # as the client wrote them
-        return environ
-
-    def log_request(self, code="-", size="-"):
-        logging.getLogger("sagelocal.emulator").debug('"%s" %s %s', self.requestline, code, size)
 
 
 class Emulator:
@@ -46,8 +29,10 @@ class Emulator:
     free port (``emulator.url``); ``Emulator().serve_forever()`` runs it in the foreground.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None):
+    def __init__(self, config: EmulatorConfig | None = None, listen_fd: int | None = None):
+        """``listen_fd``: a socket already bound and listening (see ``emulation.child``)."""
         self.config = config or EmulatorConfig()
+        self._listen_fd = listen_fd
         self.credentials = CredentialRegistry(
             self.config.account_id, self.config.access_key_id, self.config.secret_access_key
         )
@@ -55,10 +40,9 @@ class Emulator:
             Persistence(self.config.data_dir, self.config.account_id) if self.config.persist else None
         )
         self.moto = MotoServices(self.config.account_id, self.persistence)
-        runner = process.ProcessRunner(
-            ScriptRuntime(EnvironmentCache(self.config.cache_dir / "environments"))
+        self.sagemaker = SageMakerBackend(
+            self.config, self.moto, make_runner(self.config), endpoint_url=lambda: self.url
         )
-        self.sagemaker = SageMakerBackend(self.config, self.moto, runner, endpoint_url=lambda: self.url)
         self.awslambda = LambdaService(self.config, self.moto, endpoint_url=lambda: self.url)
         self.apigateway = ExecuteApi(self.config, self.awslambda)
         sagemaker_api = SageMakerProvider(self.sagemaker).handle
@@ -95,12 +79,18 @@ class Emulator:
     def bind(self) -> Emulator:
         """Listen on the configured port (port 0: a free one, then in ``url``); serving starts later."""
         self._server = make_server(
-            self.config.host, self.config.port, self.edge, threaded=True, request_handler=_RequestHandler
+            self.config.host,
+            self.config.port,
+            self.edge,
+            threaded=True,
+            request_handler=RequestHandler,
+            fd=self._listen_fd,
         )
         self._server.daemon_threads = True
         # port 0 means "any free port": remember the one the OS gave us.
-        self.config = dataclasses.replace(self.config, port=self._server.server_port)
-        process.warm_up_in_background()
+        self.config = dataclasses.replace(self.config, port=self._server.server_address[1])
+        if isinstance(self.sagemaker.runner, process.ProcessRunner):
+            process.warm_up_in_background()  # the zygote's imports, ahead of the first job
         return self
 
     def start(self) -> Emulator:
@@ -131,6 +121,7 @@ class Emulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            close_open_connections(self._server)
         if self._thread is not None:
             self._thread.join(5)
         self.shutdown_workloads()

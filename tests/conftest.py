@@ -1,7 +1,10 @@
 """Shared fixtures: one real emulator on a free port for the whole session, and clients for it.
 
-With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sagelocal up`` or
-``docker compose up``), the tests use that emulator instead of starting one.
+With SAGELOCAL_ENDPOINT set (``tox -e e2e`` against a running stack, e.g. ``sagelocal emulator``,
+``sagelocal up`` or ``docker compose up``), the tests use that emulator instead of starting one;
+tests that reach into the emulator's process ask for ``in_process_emulator`` and are skipped there,
+with the reason. Every test makes the resources it checks (names with a random suffix), so the
+suite runs in any order, file by file, and against a stack that already holds other resources.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 from response_shapes import check_responses  # noqa: E402
 
 from emulation import Emulator, EmulatorConfig  # noqa: E402
+from emulation.apigateway import execute_api_url  # noqa: E402
 
 REGION = "us-east-1"
 
@@ -32,6 +36,9 @@ class RunningStack:
 
     url: str
     config: EmulatorConfig = field(default_factory=EmulatorConfig)
+
+    def execute_api_url(self, api_id: str, stage: str) -> str:
+        return execute_api_url(self.url, api_id, stage)
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +53,11 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture
 def in_process_emulator(emulator):
-    """For tests that reach into the emulator's state (e.g. to kill a job's process)."""
+    """For tests that reach into the emulator's state or processes (e.g. to kill a job's process)."""
     if isinstance(emulator, RunningStack):
-        pytest.skip("needs the emulator in this process")
+        pytest.skip(
+            "reaches into the emulator's process: not possible with SAGELOCAL_ENDPOINT (an external stack)"
+        )
     return emulator
 
 

@@ -27,21 +27,15 @@ NEGATIVE = (
 
 
 @pytest.fixture(scope="module")
-def deployed(emulator, tmp_path_factory):
-    """(page URL, endpoint name); the endpoint is None for an external stack."""
+def page_url(emulator, tmp_path_factory):
     if os.environ.get("SAGELOCAL_WEB_URL"):
-        yield os.environ["SAGELOCAL_WEB_URL"], None
+        yield os.environ["SAGELOCAL_WEB_URL"]
         return
     settings = TargetSettings(name="local", endpoint_url=emulator.url)
     with open_target(settings, log=lambda *_: None) as target:
         app, _, _ = imdb_web_app.deploy(target, tmp_path_factory.mktemp("imdb"), log=lambda *_: None)
         with PageServer(app.api_url, port=0) as page:
-            yield page.url, app.endpoint_name
-
-
-@pytest.fixture(scope="module")
-def page_url(deployed):
-    return deployed[0]
+            yield page.url
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +114,10 @@ def test_gateway_error_without_cors_headers_is_an_error(page, page_url, emulator
     assert state == "error" and text.startswith("Error")
 
 
-def test_endpoint_failure_shows_the_status(page, deployed, client):
-    """Last in this module: it deletes the endpoint. The Lambda answers 502 (with CORS headers)."""
-    url, endpoint = deployed
-    if endpoint is None:
-        pytest.skip("does not break an external stack")
-    client("sagemaker").delete_endpoint(EndpointName=endpoint)
-    text, state = submit(page, url, POSITIVE)
+def test_endpoint_failure_shows_the_status(page, page_url, emulator):
+    """A second public API of its own whose endpoint does not exist: the Lambda answers 502 (with CORS
+    headers) and the page shows it. The shared app is left as it was."""
+    with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
+        broken = imdb_web_app.publish(target, "no-such-endpoint", {"wonderful": 0}, log=lambda *_: None)
+        text, state = submit(page, f"{page_url}?api={broken.api_url}", POSITIVE)
     assert state == "error" and "502" in text

@@ -25,18 +25,29 @@ def test_moto_serves_s3_and_sts(client, bucket):
     assert client("sts").get_caller_identity()["Account"] == "000000000000"
 
 
-def test_aws_endpoint_url_alone_is_enough(emulator, monkeypatch):
+def test_aws_endpoint_url_alone_is_enough(emulator, client, bucket, monkeypatch):
+    """Clients configured only by AWS_ENDPOINT_URL reach the same emulator: S3 and signed SageMaker."""
+    client("s3").put_object(Bucket=bucket, Key="endpoint-url.txt", Body=b"same backend")
     monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    sagemaker = boto3.Session(region_name="us-east-1").client("sagemaker")
-    assert sagemaker.list_models()["Models"] is not None
+    session = boto3.Session(region_name="us-east-1")
+    assert (
+        session.client("s3").get_object(Bucket=bucket, Key="endpoint-url.txt")["Body"].read()
+        == b"same backend"
+    )
+    sagemaker = session.client("sagemaker")
+    assert sagemaker.meta.endpoint_url == emulator.url
+    with pytest.raises(botocore.exceptions.ClientError) as raised:  # a signed call the emulator answers
+        sagemaker.describe_model(ModelName="endpoint-url-check")
+    assert raised.value.response["Error"]["Message"].startswith('Could not find model "')
 
 
-def test_localstack_client_works(emulator, monkeypatch):
+def test_localstack_client_works(emulator, client, bucket, monkeypatch):
     """LocalStack-style clients work unchanged, given the emulator's keys (SageMaker checks signatures)."""
     import localstack_client.session
 
+    client("s3").put_object(Bucket=bucket, Key="localstack.txt", Body=b"same backend")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     session = localstack_client.session.Session(
         aws_access_key_id="test",
@@ -44,7 +55,12 @@ def test_localstack_client_works(emulator, monkeypatch):
         localstack_host=emulator.url.removeprefix("http://"),
         region_name="us-east-1",
     )
-    assert session.client("sagemaker").list_endpoints()["Endpoints"] is not None
+    assert (
+        session.client("s3").get_object(Bucket=bucket, Key="localstack.txt")["Body"].read() == b"same backend"
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        session.client("sagemaker").describe_model(ModelName="localstack-check")
+    assert raised.value.response["Error"]["Message"].startswith('Could not find model "')
     assert session.client("sts").get_caller_identity()["Account"] == "000000000000"
 
 
@@ -130,3 +146,48 @@ def test_unsigned_runtime_call_is_refused_with_403(emulator):
     )
     assert answer.status_code == 403
     assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_account_region_and_keys_come_from_the_settings(monkeypatch, tmp_path):
+    """SAGELOCAL_ACCOUNT_ID/_REGION/_ACCESS_KEY_ID/_SECRET_ACCESS_KEY: ARNs, identity and the keys
+    SageMaker accepts follow them (an emulator of its own, not the session's)."""
+    from emulation import Emulator, EmulatorConfig
+
+    settings = {
+        "SAGELOCAL_ACCOUNT_ID": "123456789012",
+        "SAGELOCAL_REGION": "eu-west-1",
+        "SAGELOCAL_ACCESS_KEY_ID": "AKIASAGELOCALTEST",
+        "SAGELOCAL_SECRET_ACCESS_KEY": "not-the-default",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    with Emulator(EmulatorConfig(port=0, data_dir=tmp_path)) as emulator:
+        health = requests.get(f"{emulator.url}/_sagelocal/health", timeout=5).json()
+        assert (health["account"], health["region"]) == ("123456789012", "eu-west-1")
+        session = boto3.Session(
+            aws_access_key_id="AKIASAGELOCALTEST",
+            aws_secret_access_key="not-the-default",
+            region_name="eu-west-1",
+        )
+        sagemaker = session.client("sagemaker", endpoint_url=emulator.url)
+        created = sagemaker.create_model(
+            ModelName="settings-check",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/Role",
+            PrimaryContainer={
+                "Image": "683313688378.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+            },
+        )
+        assert created["ModelArn"] == "arn:aws:sagemaker:eu-west-1:123456789012:model/settings-check"
+        assert (
+            session.client("sts", endpoint_url=emulator.url).get_caller_identity()["Account"]
+            == "123456789012"
+        )
+        defaults = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="eu-west-1"
+        )
+        with pytest.raises(botocore.exceptions.ClientError) as raised:
+            defaults.client("sagemaker", endpoint_url=emulator.url).list_models()
+        assert raised.value.response["Error"] == {
+            "Code": "UnrecognizedClientException",
+            "Message": "The security token included in the request is invalid.",
+        }

@@ -416,10 +416,10 @@ def test_unsigned_invoke_is_refused(emulator, lam, make_function):
     assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
 
 
-def test_in_process_invoke(emulator, lam, make_function):
+def test_in_process_invoke(in_process_emulator, lam, make_function):
     """API Gateway's way in: no HTTP, same environments."""
     name = make_function(ECHO)
-    result = emulator.awslambda.invoke(name, b'{"k": "v"}')
+    result = in_process_emulator.awslambda.invoke(name, b'{"k": "v"}')
     assert (result.status_code, result.function_error, result.executed_version) == (200, None, "$LATEST")
     assert json.loads(result.payload)["event"] == {"k": "v"}
 

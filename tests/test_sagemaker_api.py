@@ -7,8 +7,11 @@ over HTTP; the assertions are what a user of the real service would check.
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import os
 import signal
+import tarfile
 import time
 import uuid
 
@@ -149,9 +152,6 @@ def test_training_job_completes_with_the_service_state_machine(trained):
 
 
 def test_model_artifact_holds_only_the_xgboost_model(client, trained):
-    import io
-    import tarfile
-
     bucket, key = trained["ModelArtifacts"]["S3ModelArtifacts"][5:].split("/", 1)
     data = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
@@ -274,17 +274,26 @@ def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(in_proces
     )
 
 
-def test_list_training_jobs_pages(client, trained):
+def test_list_training_jobs_pages(client, data):
+    """Pages through jobs this test creates itself (they fail fast: no num_round), newest first."""
     sagemaker = client("sagemaker")
-    first = sagemaker.list_training_jobs(MaxResults=1)
-    assert len(first["TrainingJobSummaries"]) == 1 and "NextToken" in first
-    second = sagemaker.list_training_jobs(MaxResults=1, NextToken=first["NextToken"])
-    assert (
-        second["TrainingJobSummaries"][0]["TrainingJobName"]
-        != first["TrainingJobSummaries"][0]["TrainingJobName"]
-    )
-    found = sagemaker.list_training_jobs(NameContains=trained["TrainingJobName"])["TrainingJobSummaries"]
-    assert [s["TrainingJobName"] for s in found] == [trained["TrainingJobName"]]
+    prefix = unique("pages")
+    names = [f"{prefix}-{index}" for index in range(3)]
+    for name in names:
+        sagemaker.create_training_job(**training_request(name, data[1], hyperparameters={"max_depth": "2"}))
+    seen, token = [], None
+    while True:
+        page = sagemaker.list_training_jobs(
+            NameContains=prefix, MaxResults=1, **({"NextToken": token} if token else {})
+        )
+        assert len(page["TrainingJobSummaries"]) == 1
+        seen.append(page["TrainingJobSummaries"][0]["TrainingJobName"])
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == names[::-1]  # the default order: CreationTime, descending
+    for name in names:
+        wait_for(lambda name=name: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
 
 
 # -- models and endpoint configs --------------------------------------------------------------
@@ -477,42 +486,147 @@ def test_endpoint_with_missing_model_data_fails(client):
 # -- batch transform --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
-def test_transform_job_writes_one_prediction_per_line(client, data, model_name, strategy):
+def transform(client, model_name: str, input_uri: str, output_uri: str, **settings):
+    """Run a transform job over ``input_uri`` (CSV lines) and wait for it; returns its description."""
     sagemaker = client("sagemaker")
-    split, data_uri = data
     name = unique("transform")
+    accept = settings.pop("Accept", None)
     sagemaker.create_transform_job(
         TransformJobName=name,
         ModelName=model_name,
-        MaxConcurrentTransforms=2,
-        MaxPayloadInMB=1,
-        BatchStrategy=strategy,
         TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data_uri}/test/"}},
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
             "ContentType": "text/csv",
             "SplitType": "Line",
         },
-        TransformOutput={"S3OutputPath": f"{data_uri}/transform-{strategy}", "AssembleWith": "Line"},
+        TransformOutput={
+            "S3OutputPath": output_uri,
+            "AssembleWith": "Line",
+            **({"Accept": accept} if accept else {}),
+        },
         TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+        **settings,
     )
-    described = wait_for(
-        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    return wait_for(lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus")
+
+
+def read_s3(client, uri: str) -> bytes:
+    bucket, key = uri[5:].split("/", 1)
+    return client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="module")
+def booster(client, trained):
+    """The trained model, loaded here: what every record's prediction must be, in input order."""
+    import xgboost
+
+    artifact = read_s3(client, trained["ModelArtifacts"]["S3ModelArtifacts"])
+    with tarfile.open(fileobj=io.BytesIO(artifact)) as archive:
+        model = archive.extractfile("xgboost-model").read()
+    loaded = xgboost.Booster()
+    loaded.load_model(bytearray(model))
+    return loaded
+
+
+def expected_predictions(booster, csv: bytes) -> np.ndarray:
+    import xgboost
+
+    rows = np.loadtxt(io.StringIO(csv.decode()), delimiter=",", ndmin=2)
+    return booster.predict(xgboost.DMatrix(rows))
+
+
+@pytest.fixture(scope="module")
+def large_input(client, data):
+    """~2.6 MB of CSV records (lines of different lengths) under its own prefix: several 1 MB batches."""
+    split, data_uri = data
+    rng = np.random.default_rng(7)
+    base = np.tile(split.X_test.values, (100, 1))
+    noisy = base * rng.uniform(0.9, 1.1, size=base.shape)
+    lines = [",".join(f"{v:.{3 + i % 9}f}" for v in row) for i, row in enumerate(noisy)]
+    body = ("\n".join(lines) + "\n").encode()
+    uri = f"{data_uri}/{unique('large')}/"
+    client("s3").put_object(
+        Bucket=uri[5:].split("/", 1)[0], Key=uri[5:].split("/", 1)[1] + "large.csv", Body=body
     )
+    return uri, body
+
+
+def test_multi_record_splits_at_max_payload_and_keeps_record_order(
+    client, data, model_name, booster, large_input
+):
+    """MultiRecord packs whole records into requests of at most MaxPayloadInMB; with the JSON Accept
+    each request's answer is one line, so the output shows where the service cut the batches."""
+    uri, body = large_input
+    output = f"{data[1]}/{unique('multi')}"
+    described = transform(
+        client, model_name, uri, output, BatchStrategy="MultiRecord", MaxPayloadInMB=1,
+        MaxConcurrentTransforms=2, Accept="application/json",
+    )  # fmt: skip
     assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
-    bucket, prefix = data_uri[5:].split("/", 1)
-    body = (
-        client("s3")
-        .get_object(Bucket=bucket, Key=f"{prefix}/transform-{strategy}/test.csv.out")["Body"]
-        .read()
-        .decode()
+    answers = read_s3(client, f"{output}/large.csv.out").decode().splitlines()
+    batches = [[p["score"] for p in json.loads(line)["predictions"]] for line in answers]
+    records = body.splitlines()
+    assert len(batches) >= -(-len(body) // (1024 * 1024)) > 1
+    start = 0
+    for batch in batches:
+        assert len(batch) > 1
+        assert len(b"\n".join(records[start : start + len(batch)])) <= 1024 * 1024
+        start += len(batch)
+    assert start == len(records)
+    scores = np.array([score for batch in batches for score in batch])
+    np.testing.assert_allclose(scores, expected_predictions(booster, body), rtol=1e-6)
+
+
+def test_single_record_sends_one_record_per_request(client, data, model_name, booster):
+    split, data_uri = data
+    output = f"{data_uri}/{unique('single')}"
+    described = transform(
+        client, model_name, f"{data_uri}/test/", output, BatchStrategy="SingleRecord", MaxPayloadInMB=1,
+        MaxConcurrentTransforms=4, Accept="application/json",
+    )  # fmt: skip
+    assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+    answers = read_s3(client, f"{output}/test.csv.out").decode().splitlines()
+    batches = [[p["score"] for p in json.loads(line)["predictions"]] for line in answers]
+    assert [len(batch) for batch in batches] == [1] * len(split.X_test)
+    np.testing.assert_allclose(
+        [batch[0] for batch in batches], expected_predictions(booster, split.test_csv.read_bytes()), rtol=1e-6
     )
-    lines = body.strip().split("\n")
-    assert len(lines) == len(split.X_test)
-    assert float(np.sqrt(np.mean((np.array(lines, dtype=float) - split.Y_test.values) ** 2))) < 8
+
+
+@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
+def test_transform_job_writes_one_prediction_per_line(client, data, model_name, booster, strategy):
+    """text/csv answers: one prediction per line, in the order of the input records."""
+    split, data_uri = data
+    output = f"{data_uri}/{unique('transform-' + strategy)}"
+    described = transform(
+        client, model_name, f"{data_uri}/test/", output, BatchStrategy=strategy, MaxPayloadInMB=1,
+        MaxConcurrentTransforms=2,
+    )  # fmt: skip
+    assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+    assert (described["BatchStrategy"], described["MaxPayloadInMB"]) == (strategy, 1)
+    lines = read_s3(client, f"{output}/test.csv.out").decode().split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == len(split.X_test)
+    predictions = np.array(lines[:-1], dtype=float)
+    np.testing.assert_allclose(
+        predictions, expected_predictions(booster, split.test_csv.read_bytes()), rtol=1e-6
+    )
+    assert float(np.sqrt(np.mean((predictions - split.Y_test.values) ** 2))) < 8
+
+
+def test_a_record_larger_than_max_payload_fails_the_job(client, data, model_name):
+    data_uri = data[1]
+    prefix = unique("huge-record")
+    bucket, key = f"{data_uri}/{prefix}/huge.csv"[5:].split("/", 1)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=b",".join([b"1.0000000"] * 120_000) + b"\n")
+    output = f"{data_uri}/{unique('never')}"
+    described = transform(client, model_name, f"{data_uri}/{prefix}/", output, MaxPayloadInMB=1)
+    assert described["TransformJobStatus"] == "Failed"
+    assert described["FailureReason"] == "A record is larger than MaxPayloadInMB (1 MB)."
+    assert client("s3").list_objects_v2(Bucket=bucket, Prefix=output[5:].split("/", 1)[1])["KeyCount"] == 0
 
 
 def test_transform_payload_limits_are_validated(client, data, model_name):
+    """A request valid in every other way: refused only for MaxConcurrentTransforms x MaxPayloadInMB > 100."""
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         client("sagemaker").create_transform_job(
             TransformJobName=unique("transform"),
@@ -520,12 +634,17 @@ def test_transform_payload_limits_are_validated(client, data, model_name):
             MaxConcurrentTransforms=10,
             MaxPayloadInMB=20,
             TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}}
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
             },
-            TransformOutput={"S3OutputPath": f"{data[1]}/never"},
+            TransformOutput={"S3OutputPath": f"{data[1]}/never", "AssembleWith": "Line"},
             TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
         )
-    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert raised.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "MaxConcurrentTransforms (10) * MaxPayloadInMB (20) must not exceed 100 MB.",
+    }
 
 
 def test_transform_with_bad_content_type_fails_and_writes_nothing(client, data, model_name):
@@ -563,33 +682,38 @@ def test_tags_round_trip(client, model_name):
     assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
 
 
-def test_stop_and_list_transform_jobs(client, data, model_name):
+def test_stop_and_list_transform_jobs(client, data, model_name, large_input):
+    """Thousands of single-record requests one at a time: the job is surely still running when stopped."""
     sagemaker = client("sagemaker")
     name = unique("transform")
+    output = f"{data[1]}/{unique('stopped')}"
     sagemaker.create_transform_job(
         TransformJobName=name,
         ModelName=model_name,
         BatchStrategy="SingleRecord",
         MaxConcurrentTransforms=1,
         TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data[1]}/test/"}},
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": large_input[0]}},
             "ContentType": "text/csv",
             "SplitType": "Line",
         },
-        TransformOutput={"S3OutputPath": f"{data[1]}/stopped-transform"},
+        TransformOutput={"S3OutputPath": output},
         TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
     )
     listed = sagemaker.list_transform_jobs(NameContains=name)["TransformJobSummaries"]
     assert [s["TransformJobName"] for s in listed] == [name]
-    try:
-        sagemaker.stop_transform_job(TransformJobName=name)
-    except botocore.exceptions.ClientError as error:  # it may have finished already: the service's refusal
-        assert "status Completed" in error.response["Error"]["Message"]
-        return
+    sagemaker.stop_transform_job(TransformJobName=name)
     described = wait_for(
         lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
     )
     assert described["TransformJobStatus"] == "Stopped"
+    bucket, prefix = output[5:].split("/", 1)
+    assert client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        sagemaker.stop_transform_job(TransformJobName=name)
+    assert raised.value.response["Error"]["Message"] == (
+        "The request was rejected because the transform job is in status Stopped."
+    )
 
 
 def test_list_endpoint_configs_and_endpoints(client, endpoint):
@@ -616,7 +740,7 @@ def test_max_runtime_stops_the_job(client, data):
     assert described["SecondaryStatus"] == "MaxRuntimeExceeded"
 
 
-def test_server_side_validation_when_the_client_skips_it(emulator, boto_session, client):
+def test_server_side_validation_when_the_client_skips_it(emulator, boto_session, client, model_name):
     """botocore validates client-side; the service validates again, in its own words."""
     from botocore.config import Config
 
@@ -634,7 +758,9 @@ def test_server_side_validation_when_the_client_skips_it(emulator, boto_session,
             EndpointConfigName="cfg", ProductionVariants=[{"VariantName": "v", "ModelName": "m" * 70}]
         )
     assert "Member must have length less than or equal to 63" in raised.value.response["Error"]["Message"]
-    assert client("sagemaker").list_models()["Models"] is not None  # still serving
+    assert (
+        client("sagemaker").describe_model(ModelName=model_name)["ModelName"] == model_name
+    )  # still serving
 
 
 def test_training_metrics_reach_cloudwatch_for_the_sdk_analytics(client, trained):
@@ -649,3 +775,155 @@ def test_training_metrics_reach_cloudwatch_for_the_sdk_analytics(client, trained
         Statistics=["Average"],
     )["Datapoints"]
     assert datapoints and all(2.0 < point["Average"] < 30.0 for point in datapoints)
+
+
+# -- other input formats through the service -----------------------------------------------------
+
+
+def _upload(client, uri: str, body: bytes) -> None:
+    bucket, key = uri[5:].split("/", 1)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _libsvm(labels, features) -> bytes:
+    lines = [
+        f"{label:g} " + " ".join(f"{index}:{value:g}" for index, value in enumerate(row) if value != 0)
+        for label, row in zip(labels, features, strict=True)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _recordio(labels, features) -> bytes:
+    from sagemaker.amazon.common import write_numpy_to_dense_tensor
+
+    buffer = io.BytesIO()
+    write_numpy_to_dense_tensor(
+        buffer, np.asarray(features, dtype="float32"), np.asarray(labels, dtype="float32")
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encode"), [("text/libsvm", _libsvm), ("application/x-recordio-protobuf", _recordio)]
+)
+def test_training_on_libsvm_and_recordio_channels(client, data, content_type, encode):
+    """The same Boston split in another format trains a model of the same quality as from CSV."""
+    split, data_uri = data
+    prefix = f"{data_uri}/{unique('format')}"
+    _upload(client, f"{prefix}/train/train", encode(split.Y_train.values, split.X_train.values))
+    _upload(client, f"{prefix}/validation/validation", encode(split.Y_val.values, split.X_val.values))
+    request = training_request(unique("job"), prefix)
+    for channel in request["InputDataConfig"]:
+        channel["ContentType"] = content_type
+    sagemaker = client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for(
+        lambda: sagemaker.describe_training_job(TrainingJobName=request["TrainingJobName"]),
+        "TrainingJobStatus",
+    )
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    metrics = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert 2.0 < metrics["validation:rmse"] < 8.0
+
+
+# -- crash isolation ----------------------------------------------------------------------------
+
+
+def serving_processes() -> set:
+    """This process's descendants that listen on a TCP port: the serving containers."""
+    import psutil
+
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if any(c.status == psutil.CONN_LISTEN for c in process.net_connections(kind="tcp")):
+                found.add(process)
+        except psutil.Error:  # it ended meanwhile
+            continue
+    return found
+
+
+def test_a_dead_endpoint_process_harms_neither_the_emulator_nor_other_endpoints(
+    in_process_emulator, client, data, model_name
+):
+    runtime = client("sagemaker-runtime")
+    row = ",".join(str(v) for v in data[0].X_test.values[0])
+    before = serving_processes()
+    doomed = deploy(client, model_name)
+    doomed_processes = serving_processes() - before
+    survivor = deploy(client, model_name)
+    try:
+        assert len(doomed_processes) == 1
+        for process in doomed_processes:
+            process.kill()
+            process.wait(10)
+        try:  # the dead instance's requests fail cleanly, or a replacement answers
+            runtime.invoke_endpoint(EndpointName=doomed, ContentType="text/csv", Body=row)
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Message"].startswith(
+                "An exception occurred while sending request to model."
+            ), error.response
+        answer = runtime.invoke_endpoint(EndpointName=survivor, ContentType="text/csv", Body=row)
+        assert 5.0 < float(answer["Body"].read()) < 60.0
+        assert client("sagemaker").describe_endpoint(EndpointName=survivor)["EndpointStatus"] == "InService"
+    finally:
+        for name in (doomed, survivor):
+            client("sagemaker").delete_endpoint(EndpointName=name)
+
+
+def test_a_dead_transform_process_fails_the_job_and_the_emulator_keeps_serving(
+    in_process_emulator, client, data, model_name, large_input
+):
+    sagemaker = client("sagemaker")
+    name = unique("transform")
+    output = f"{data[1]}/{unique('crashed')}"
+    before = serving_processes()
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=model_name,
+        BatchStrategy="SingleRecord",
+        MaxConcurrentTransforms=1,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": large_input[0]}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": output},
+        TransformResources={"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+    )
+    deadline = time.monotonic() + 60
+    while not (started := serving_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(started) == 1
+    for process in started:
+        process.kill()
+    described = wait_for(
+        lambda: sagemaker.describe_transform_job(TransformJobName=name), "TransformJobStatus"
+    )
+    assert described["TransformJobStatus"] == "Failed"
+    assert described["FailureReason"]
+    bucket, prefix = output[5:].split("/", 1)
+    assert client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
+    assert sagemaker.describe_model(ModelName=model_name)["ModelName"] == model_name
+
+
+# -- the SDK on the local target -----------------------------------------------------------------
+
+
+def test_sdk_waits_run_on_a_virtual_clock(emulator, trained, endpoint):
+    """wait_for_job sleeps 5 s and wait_for_endpoint 30 s before their first describe: on the local
+    target those sleeps advance the SDK's clock instead of the wall clock."""
+    import sagemaker.session
+
+    from workflows.sdk_hooks import VirtualClock
+    from workflows.target import TargetSettings, open_target
+
+    with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
+        clock = sagemaker.session.time
+        assert isinstance(clock, VirtualClock) and clock.offset == 0
+        session = target.sagemaker_session
+        assert session.wait_for_job(trained["TrainingJobName"])["TrainingJobStatus"] == "Completed"
+        assert session.wait_for_endpoint(endpoint)["EndpointStatus"] == "InService"
+        assert clock.offset >= 35 - 2 * clock.real_poll
+        assert clock.time() - time.time() == pytest.approx(clock.offset, abs=1)
+    assert sagemaker.session.time is time

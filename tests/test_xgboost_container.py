@@ -273,11 +273,22 @@ def test_version_0_90_prints_values_with_g_format(tmp_path, capsys):
 
 
 def test_csv_weights_take_the_second_column(tmp_path, capsys):
-    rows = regression_rows(100)
-    rows = np.column_stack([rows[:, :1], np.ones(len(rows)), rows[:, 1:]])
-    job = csv_job(tmp_path, {"num_round": "2", "csv_weights": "1"}, rows)
-    training.train(job, "1.7-1")
-    assert "Train matrix has 100 rows and 4 columns" in capsys.readouterr().out
+    """Weight 0 on half the rows trains the model that the other half alone trains, and differs from
+    the unweighted one: the weights reach xgboost, and the second column is not read as a feature."""
+    rows = regression_rows(200)
+    kept = rows[:, 0] > 0  # the rows with a positive label keep weight 1
+    weighted = np.column_stack([rows[:, :1], kept.astype(float), rows[:, 1:]])
+    unweighted = np.column_stack([rows[:, :1], np.ones(len(rows)), rows[:, 1:]])
+    hyperparameters = {"num_round": "5", "csv_weights": "1", "base_score": "0.5", "tree_method": "exact"}
+    models = {}
+    for name, table in (("weighted", weighted), ("unweighted", unweighted), ("subset", unweighted[kept])):
+        training.train(csv_job(tmp_path / name, hyperparameters, table), "1.7-1")
+        models[name] = load_saved(tmp_path / name, "1.7-1")
+    assert "Train matrix has 200 rows and 4 columns" in capsys.readouterr().out
+    features = xgboost.DMatrix(rows[kept, 1:])  # where the split points of both models agree
+    predicted = {name: model.predict(features) for name, model in models.items()}
+    np.testing.assert_allclose(predicted["weighted"], predicted["subset"], rtol=1e-5)
+    assert np.abs(predicted["weighted"] - predicted["unweighted"]).mean() > 0.05
 
 
 def test_early_stopping_keeps_the_best_iteration(tmp_path, capsys):

@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 from workflows import registry
-from workflows.target import TARGET_ENV, TARGETS, TargetError, TargetSettings, open_target, quiet_sdk
+from workflows.target import (
+    ENDPOINT_ENV,
+    TARGET_ENV,
+    TARGETS,
+    TargetError,
+    TargetSettings,
+    open_target,
+    quiet_sdk,
+)
 
 DEFAULT_OUTPUT = Path("sagelocal-output")
 
@@ -31,6 +39,7 @@ examples:
   sagelocal run boston-high-level             one workflow, local (the default target)
   sagelocal run boston-low-level --target aws --region eu-west-1 --role-arn arn:aws:iam::123:role/SageMakerRole
   sagelocal run imdb-web-app --target aws --plan   what it would create on AWS, creating nothing
+  sagelocal exec -- python train.py           any program, unchanged, against a fresh emulator
   sagelocal emulator --port 4566              the emulator alone; point any boto3 code at it with
                                               AWS_ENDPOINT_URL=http://127.0.0.1:4566 (keys test/test)
 """
@@ -102,6 +111,36 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=DEFAULT_OUTPUT, help="where plots go (default: %(default)s)"
     )
 
+    execute = commands.add_parser(
+        "exec",
+        help="run any command (script, pytest, jupyter execute, papermill) against the emulator",
+        description="Run a command, unchanged, against an emulator started for it (or attached with --endpoint / "
+        f"${ENDPOINT_ENV}). The command gets AWS_ENDPOINT_URL, keys test/test and the region; a SageMaker SDK "
+        "config (SAGEMAKER_ADMIN_CONFIG_OVERRIDE: default bucket, telemetry off, the local role); and, in every "
+        "Python interpreter it starts, get_execution_role() answering the local role and the SDK's 5-30 s poll "
+        "sleeps shortened. With --target aws the command runs with the environment untouched.",
+        epilog="example: sagelocal exec -- jupyter execute notebook.ipynb",
+    )
+    execute.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=None,
+        help=f"local (default): the emulator; aws: real AWS, environment untouched. Same as ${TARGET_ENV}.",
+    )
+    execute.add_argument(
+        "--endpoint",
+        help=f"attach to a running emulator at this URL (default: ${ENDPOINT_ENV}; else start one)",
+    )
+    execute.add_argument(
+        "--port", type=int, default=0, help="port for the started emulator (default: a free one)"
+    )
+    execute.add_argument(
+        "--real-sleeps", action="store_true", help="keep the SageMaker SDK's poll sleeps at their real length"
+    )
+    execute.add_argument(
+        "program", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run, after --"
+    )
+
     emulator = commands.add_parser(
         "emulator",
         help="run the emulator in the foreground",
@@ -121,6 +160,36 @@ def _parser() -> argparse.ArgumentParser:
         help="keep everything you create here across restarts (default: $SAGELOCAL_DATA_DIR; "
         "neither given: a temporary directory, and the emulator starts empty each time)",
     )
+    emulator.add_argument(
+        "--runner",
+        choices=("process", "docker", "auto"),
+        default=os.environ.get("SAGELOCAL_RUNNER") or "process",
+        help="what runs jobs and endpoints: process (default; no Docker needed), docker (the job's own "
+        "image, e.g. from `sagelocal build-image`), auto (docker when a daemon answers); $SAGELOCAL_RUNNER",
+    )
+
+    build_image = commands.add_parser(
+        "build-image",
+        help="build Docker stand-ins for SageMaker's XGBoost images (for --runner docker)",
+        description="Build images that follow the SageMaker container contract from this project's XGBoost "
+        "container code, on each version's own XGBoost, tagged with the real ECR name (e.g. "
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1) so that requests naming "
+        "the real image run it. Images already built from this checkout's code are kept unless --force.",
+    )
+    build_image.add_argument(
+        "images", nargs="+", metavar="xgboost:VERSION", help="e.g. xgboost:1.7-1 xgboost:3.0-5"
+    )
+    build_image.add_argument(
+        "--base",
+        default=None,
+        help="base image (default: debian:bookworm-slim; with --debootstrap-base, one made locally)",
+    )
+    build_image.add_argument(
+        "--debootstrap-base",
+        action="store_true",
+        help="make the base from Debian's archive with debootstrap + docker import (no registry needed; root)",
+    )
+    build_image.add_argument("--force", action="store_true", help="rebuild images that already exist")
     return parser
 
 
@@ -170,6 +239,35 @@ def _demo(output: Path) -> int:
     for row in [headers, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 1 if any(r[1].startswith("FAILED") for r in rows) else 0
+
+
+def _build_images(args) -> int:
+    from emulation.containers import build, runtimes
+
+    versions = []
+    for name in args.images:
+        algorithm, _, version = name.partition(":")
+        if algorithm != "xgboost" or version not in runtimes.RUNTIMES:
+            print(
+                f"unknown image {name!r}: known are xgboost:{', xgboost:'.join(runtimes.RUNTIMES)}",
+                file=sys.stderr,
+            )
+            return 2
+        versions.append(version)
+    base = args.base or build.DEFAULT_BASE
+    if args.debootstrap_base:
+        base = args.base or build.DEBOOTSTRAP_BASE
+        if not build.image_present(base):
+            build.build_debootstrap_base(base)
+    for version in versions:
+        uri = build.xgboost_image_uri(version)
+        if build.xgboost_image_current(version, base) and not args.force:
+            print(f"{uri}: present and current (--force rebuilds it)")
+            continue
+        started = time.perf_counter()
+        build.build_xgboost_image(version, base=base)
+        print(f"{uri}: built in {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def _plan(name: str, settings: TargetSettings) -> int:
@@ -222,8 +320,28 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _exec(args) -> int:
+    from workflows import execute
+
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not command:
+        print(
+            "sagelocal exec: give the command after --, e.g. sagelocal exec -- python train.py",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = TargetSettings.from_environment(name=args.target, endpoint_url=args.endpoint)
+        return execute.run(command, settings, port=args.port, virtual_clock=not args.real_sleeps)
+    except TargetError as error:
+        print(f"sagelocal: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "exec":  # before quiet_sdk: the command's environment is the user's, not ours
+        return _exec(args)
     quiet_sdk()
     # `docker stop`, systemd and `kill` send SIGTERM: treat it exactly as Ctrl-C (containers stopped,
     # created resources cleaned up). Also needed as PID 1, where an unhandled SIGTERM is ignored.
@@ -246,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 
         persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
         try:
-            emulator = Emulator(EmulatorConfig(host=args.host, port=args.port, **persistent)).bind()
+            config = EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent)
+            emulator = Emulator(config).bind()
         except StateError as error:
             print(f"sagelocal: {error}", file=sys.stderr)
             return 2
@@ -257,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args.output)
+    if args.command == "build-image":
+        return _build_images(args)
     try:
         settings = TargetSettings.from_environment(
             name=args.target, region=args.region, role_arn=args.role_arn, bucket=args.bucket, keep=args.keep

@@ -168,7 +168,7 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         target.client("lambda"),
         target.client("apigateway"),
     )
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
     function_name, role_name = f"{FUNCTION_NAME}-{stamp}", f"{ROLE_NAME}-{stamp}"
     account = target.client("sts").get_caller_identity()["Account"]
     endpoint_arn = f"arn:aws:sagemaker:{target.region}:{account}:endpoint/{endpoint_name.lower()}"

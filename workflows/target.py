@@ -10,24 +10,23 @@ The SageMaker SDK's traps are handled here. For the local target: ``default_buck
 call the real regional STS endpoint (so the bucket is passed in), ``fit()`` sends telemetry to a
 real S3 host (opted out), and the SDK's fixed poll sleeps (5 s before every describe, 30 s before
 an endpoint's first describe, 10 s per log loop) would dominate a local run, so ``sagemaker.session``
-is given a clock whose ``sleep`` advances virtual time (see shared/spec/sdk-v2-calls.md). For
-both targets: the telemetry opt-out config makes the SDK re-validate it on every lookup, so each
-distinct config is validated once.
+is given a clock whose ``sleep`` advances virtual time (``workflows.sdk_hooks``; see
+shared/spec/sdk-v2-calls.md). For both targets: the telemetry opt-out config makes the SDK
+re-validate it on every lookup, so each distinct config is validated once. ``sagelocal exec``
+and the pytest plugin use the same environment and SDK defaults for programs they do not control.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import boto3
 
+from workflows import sdk_hooks
 from workflows.cleanup import ResourceTracker
 
 TARGET_ENV = "SAGELOCAL_TARGET"
@@ -100,6 +99,17 @@ class Target:
     endpoint_url: str | None = None
     _clients: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        # The SDK session built these already; building a client costs tens of milliseconds.
+        sdk = self.sagemaker_session
+        self._clients.update(
+            {
+                "s3": sdk.s3_client,
+                "sagemaker": sdk.sagemaker_client,
+                "sagemaker-runtime": sdk.sagemaker_runtime_client,
+            }
+        )
+
     def client(self, service: str):
         if service not in self._clients:
             self._clients[service] = self.boto_session.client(service)
@@ -114,44 +124,45 @@ class Target:
         return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}/"
 
 
-class VirtualClock:
-    """Stands in for the ``time`` module inside ``sagemaker.session`` on the local target.
+def local_environment(url: str, config, region: str) -> dict[str, str | None]:
+    """The standard variables that point every AWS SDK at the emulator (None: unset).
 
-    ``sleep(s)`` really sleeps at most ``real_poll`` seconds and advances ``time()`` by the rest,
-    so the SDK's loops keep their logic (describe every 30 s of *their* time) at local speed.
+    ``config`` is the emulator's ``EmulatorConfig``; a profile or session token from the user's
+    own AWS set-up would otherwise mix real credentials into local calls.
     """
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": config.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
+        "AWS_SESSION_TOKEN": None,
+        "AWS_PROFILE": None,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
 
-    def __init__(self, real_poll: float = 0.05):
-        self.real_poll = real_poll
-        self.offset = 0.0
 
-    def sleep(self, seconds: float) -> None:
-        real = min(seconds, self.real_poll)
-        time.sleep(real)
-        self.offset += max(0.0, seconds - real)
+def default_bucket_name(region: str, account_id: str) -> str:
+    """The SDK's own default bucket name, so local and AWS runs use the same one."""
+    return f"sagemaker-{region}-{account_id}"
 
-    def time(self) -> float:
-        return time.time() + self.offset
 
-    def __getattr__(self, name):
-        return getattr(time, name)
+def sdk_defaults(bucket: str, role_arn: str) -> dict:
+    """The SageMaker SDK's "intelligent defaults" for the local target, so that every Session the
+    SDK creates by itself (inside ``Estimator.attach``, ``get_execution_role()``, ...) finds its
+    default bucket without asking the real STS endpoint, sends no telemetry, and has a role."""
+    return {
+        "SchemaVersion": "1.0",
+        "SageMaker": {
+            "PythonSDK": {"Modules": {"TelemetryOptOut": True, "Session": {"DefaultS3Bucket": bucket}}},
+            "TrainingJob": {"RoleArn": role_arn},
+            "ProcessingJob": {"RoleArn": role_arn},
+            "Model": {"ExecutionRoleArn": role_arn},
+        },
+    }
 
 
 @contextlib.contextmanager
-def _patched_sdk_clock() -> Iterator[VirtualClock]:
-    import sagemaker.session as sdk_session
-
-    clock = VirtualClock()
-    original = sdk_session.time
-    sdk_session.time = clock
-    try:
-        yield clock
-    finally:
-        sdk_session.time = original
-
-
-@contextlib.contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
+def temporary_environment(**values: str | None) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
     for key, value in values.items():
         if value is None:
@@ -168,29 +179,11 @@ def _environment(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@functools.cache
-def _validate_sdk_config_once() -> None:
-    """The SDK re-validates its whole config against a large JSON schema on every config lookup
-    (about 70 per workflow, ~0.1 s each: seconds of a local run). The config does not change
-    between lookups, so each distinct config is validated once; invalid ones still raise."""
-    import sagemaker.utils as sdk_utils
-
-    validate = sdk_utils.validate_sagemaker_config
-    valid: set[str] = set()
-
-    def validate_once(config=None):
-        key = json.dumps(config, sort_keys=True, default=str)
-        if key not in valid:
-            validate(config)
-            valid.add(key)
-
-    sdk_utils.validate_sagemaker_config = validate_once
-
-
 def _sagemaker_session(boto_session: boto3.Session, bucket: str):
     import sagemaker
+    import sagemaker.utils
 
-    _validate_sdk_config_once()
+    sdk_hooks.validate_config_once(sagemaker.utils)
     return sagemaker.Session(
         boto_session=boto_session, default_bucket=bucket, sagemaker_config=TELEMETRY_OPT_OUT
     )
@@ -212,37 +205,26 @@ def open_target(settings: TargetSettings, log=print) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
-    from emulation import Emulator, EmulatorConfig
+    from emulation.child import EmulatorProcess
+    from emulation.config import EmulatorConfig
 
     with contextlib.ExitStack() as stack:
         config = EmulatorConfig(port=0)
         url = settings.endpoint_url
         if url is None:
-            emulator = stack.enter_context(Emulator(config))
+            emulator = stack.enter_context(EmulatorProcess(config))
             url = emulator.url
             log(f"sagelocal emulator started at {url}")
         else:
             log(f"using the sagelocal emulator at {url}")
         region = settings.region or config.region
-        stack.enter_context(
-            _environment(
-                AWS_ENDPOINT_URL=url,
-                AWS_ACCESS_KEY_ID=config.access_key_id,
-                AWS_SECRET_ACCESS_KEY=config.secret_access_key,
-                AWS_SESSION_TOKEN=None,
-                AWS_PROFILE=None,
-                AWS_DEFAULT_REGION=region,
-                AWS_REGION=region,
-            )
-        )
-        stack.enter_context(_patched_sdk_clock())
+        stack.enter_context(temporary_environment(**local_environment(url, config, region)))
+        stack.enter_context(sdk_hooks.SdkAdjustments(virtual_clock=True))
         boto_session = boto3.Session(region_name=region)
-        tracker = ResourceTracker(boto_session)
-        bucket = settings.bucket or f"sagemaker-{region}-{config.account_id}"
-        s3 = boto_session.client("s3")
-        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-            s3.create_bucket(Bucket=bucket)
-        yield Target(
+        tracker = ResourceTracker(boto_session)  # before any client exists: clients copy the handlers
+        bucket = settings.bucket or default_bucket_name(region, config.account_id)
+        # The SDK's import (seconds) before the first call: a starting emulator imports meanwhile.
+        target = Target(
             name="local",
             region=region,
             role_arn=settings.role_arn or config.role_arn,
@@ -252,6 +234,26 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
             tracker=tracker,
             endpoint_url=url,
         )
+        s3 = target.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+        yield target
+
+
+def aws_session(region: str | None) -> boto3.Session:
+    """A boto3 session that reaches AWS itself: settings that point the SDKs elsewhere are refused
+    (checked before any session exists)."""
+    redirected = sorted(k for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") and v)
+    if redirected:
+        raise TargetError(
+            f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)"
+        )
+    boto_session = boto3.Session(region_name=region)
+    if boto_session._session.get_scoped_config().get("endpoint_url"):
+        raise TargetError(
+            "the AWS config profile sets endpoint_url: use a profile without it to reach real AWS"
+        )
+    return boto_session
 
 
 @contextlib.contextmanager
@@ -265,16 +267,7 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
             + ": an execution role SageMaker and Lambda can assume, "
             "and the region to create resources in"
         )
-    redirected = sorted(k for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") and v)
-    if redirected:
-        raise TargetError(
-            f"{', '.join(redirected)} is set: unset to reach real AWS (it points the SDKs elsewhere)"
-        )
-    boto_session = boto3.Session(region_name=settings.region)
-    if boto_session._session.get_scoped_config().get("endpoint_url"):
-        raise TargetError(
-            "the AWS config profile sets endpoint_url: use a profile without it to reach real AWS"
-        )
+    boto_session = aws_session(settings.region)
     if boto_session.get_credentials() is None:
         raise TargetError(
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
@@ -283,8 +276,9 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
     bucket = settings.bucket
     if bucket is None:
         account = boto_session.client("sts").get_caller_identity()["Account"]
-        bucket = f"sagemaker-{settings.region}-{account}"
+        bucket = default_bucket_name(settings.region, account)
     log(f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}")
+    tracker = ResourceTracker(boto_session)  # before the SDK's clients: clients copy the handlers
     yield Target(
         name="aws",
         region=settings.region,
@@ -292,5 +286,5 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
         bucket=bucket,
         boto_session=boto_session,
         sagemaker_session=_sagemaker_session(boto_session, bucket),
-        tracker=ResourceTracker(boto_session),
+        tracker=tracker,
     )

@@ -6,11 +6,13 @@ warm zygote). ``job_dir`` plays ``/opt/ml``. This is the one place that maps an 
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from emulation.containers import serving
+from emulation.containers import images, serving
 from emulation.containers.images import ContainerImage
 from emulation.containers.xgboost import training
 
@@ -39,3 +41,17 @@ def _train_xgboost(job_dir: Path, version: str) -> int:
         (job_dir / "output" / "failure").write_text(training.failure_reason(error))
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``train`` / ``serve`` in a Docker image made by ``sagelocal build-image``: /opt/ml is the job."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) != 1 or arguments[0] not in ("train", "serve"):
+        print("usage: train | serve", file=sys.stderr)
+        return 2
+    image = images.resolve(os.environ["SAGELOCAL_IMAGE_URI"])
+    return run(image, arguments[0], "/opt/ml", ready=lambda port: None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,21 +29,24 @@ FRAMEWORK_PACKAGES = {"xgboost": "xgboost", "sklearn": "scikit-learn", "pytorch"
 @dataclass(frozen=True)
 class ContainerImage:
     uri: str
-    #: xgboost, sklearn or pytorch
+    #: xgboost, sklearn or pytorch; custom for any other image (the Docker runner runs it as it is)
     framework: str
     version: str
 
     @property
     def always_script_mode(self) -> bool:
-        """Framework images always run a user script; the XGBoost image only when given one."""
-        return self.framework != "xgboost"
+        """Framework images always run a user script; the XGBoost image only when given one; a
+        bring-your-own image (framework ``custom``, Docker runner only) runs its own ``train``."""
+        return self.framework not in ("xgboost", "custom")
 
 
 class UnsupportedImage(ValueError):
     pass
 
 
-def resolve(uri: str) -> ContainerImage:
+def resolve(uri: str, *, any_image: bool = False) -> ContainerImage:
+    """The implementation ``uri`` names. ``any_image``: a runner that runs images themselves (Docker)
+    accepts every other URI as a bring-your-own image (algorithm ``custom``)."""
     match = _IMAGE.match(uri or "")
     repository = match["repository"].rsplit("/", 1)[-1] if match else ""
     tag = (match["tag"] if match else None) or "latest"
@@ -55,6 +58,8 @@ def resolve(uri: str) -> ContainerImage:
             return ContainerImage(uri, "xgboost", version)
     if repository in FRAMEWORK_REPOSITORIES:
         return ContainerImage(uri, FRAMEWORK_REPOSITORIES[repository], tag.split("-")[0])
+    if any_image and match:
+        return ContainerImage(uri, "custom", tag)
     raise UnsupportedImage(
         f"The image '{uri}' cannot run locally: sagelocal runs the built-in XGBoost algorithm "
         f"(repository sagemaker-xgboost, versions {', '.join(SUPPORTED_VERSIONS[1:])}, or legacy xgboost:1) "

@@ -92,7 +92,10 @@ def serve_http(
             result = invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
             self._send(result.status, result.body, result.content_type)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    # A child process listens on a free loopback port; a Docker image (sagelocal build-image) sets
+    # SAGELOCAL_SERVE_ADDRESS to the contract's 0.0.0.0:8080.
+    host, _, port = os.environ.get("SAGELOCAL_SERVE_ADDRESS", "127.0.0.1:0").rpartition(":")
+    server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
     on_listening(server.server_address[1])
     server.serve_forever()

@@ -68,6 +68,22 @@ def algorithm_error(status: ExitStatus, message: str = "") -> str:
     return f"AlgorithmError: {message}, exit code: {status.docker_code if status.docker_code is not None else 'unknown'}"
 
 
+def answers_ping(address: tuple[str, int] | None, timeout: float) -> bool:
+    """Whether a serving container at ``address`` answers ``GET /ping`` with 200 within ``timeout``."""
+    if address is None:
+        return False
+    import http.client
+
+    connection = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
 class ContainerStartError(RuntimeError):
     """The container could not start, or it ended before it was ready (``serve``: listening)."""
 
@@ -100,6 +116,9 @@ class Container(Protocol):
 
 
 class Runner(Protocol):
+    #: Whether it runs images themselves (any URI), or stands in for the images it knows.
+    runs_any_image: bool
+
     def start(
         self,
         image: ContainerImage,
@@ -115,3 +134,26 @@ class Runner(Protocol):
 
     def shutdown(self) -> None:
         """Kill every container it started and release its own helpers."""
+
+
+RUNNERS = ("process", "docker", "auto")
+
+
+def make_runner(config) -> Runner:
+    """The runner ``config.runner`` names (an ``EmulatorConfig``); the one place that chooses."""
+    name = config.runner
+    if name not in RUNNERS:
+        raise ValueError(f"unknown runner {name!r}: choose one of {', '.join(RUNNERS)}")
+    if name == "auto":
+        from emulation.runners import docker
+
+        name = "docker" if docker.daemon_answers() else "process"
+    if name == "docker":
+        from emulation.runners.docker import DockerRunner
+
+        return DockerRunner()
+    from emulation.containers.environments import EnvironmentCache
+    from emulation.containers.scriptmode.runtime import ScriptRuntime
+    from emulation.runners.process import ProcessRunner
+
+    return ProcessRunner(ScriptRuntime(EnvironmentCache(config.cache_dir / "environments")))

@@ -13,7 +13,6 @@ process group by its id, which needs nothing from the zygote: they work after it
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emulation.containers.images import ContainerImage
-from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode
+from emulation.runners import ContainerStartError, ExitStatus, Limits, Mode, answers_ping
 
 if TYPE_CHECKING:
     from emulation.containers.scriptmode.process import ScriptContainer
@@ -198,14 +197,7 @@ class ProcessContainer:
             return False
         if self.mode != "serve":
             return True
-        connection = http.client.HTTPConnection(*self.address, timeout=timeout)
-        try:
-            connection.request("GET", "/ping")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            connection.close()
+        return answers_ping(self.address, timeout)
 
     def stop(self, grace: float = 10.0) -> None:
         self._signal(signal.SIGTERM)
@@ -234,6 +226,8 @@ class ProcessRunner:
     (script mode, processing) go to ``scripts`` (``emulation.containers.scriptmode.runtime``), which
     starts them with their own environment's interpreter.
     """
+
+    runs_any_image = False  # it runs this project's implementations of the images it knows
 
     def __init__(self, scripts: ScriptRuntime | None = None):
         self._lock = threading.Lock()

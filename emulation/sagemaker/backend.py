@@ -177,7 +177,7 @@ class SageMakerBackend:
 
     def resolve_image(self, uri: str) -> images.ContainerImage:
         try:
-            return images.resolve(uri)
+            return images.resolve(uri, any_image=self.runner.runs_any_image)
         except images.UnsupportedImage as error:
             raise ValidationError(str(error)) from error
 

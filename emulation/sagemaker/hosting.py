@@ -60,15 +60,15 @@ def endpoint_instances(config: dict[str, Any]) -> Counter:
     return demand
 
 
-def fetch_model(moto, model: dict[str, Any], destination: Path) -> images.ContainerImage:
+def fetch_model(backend, model: dict[str, Any], destination: Path) -> images.ContainerImage:
     """Unpack a model's ``model.tar.gz`` into ``destination`` (the container's /opt/ml/model)."""
     container = model["PrimaryContainer"]
-    image = images.resolve(container["Image"])
+    image = backend.resolve_image(container["Image"])
     destination.mkdir(parents=True, exist_ok=True)
     url = container.get("ModelDataUrl")
     if url:
         location = S3Location.parse(url)
-        data = moto.get_object(location)
+        data = backend.moto.get_object(location)
         if data is None:
             raise ModelDataError(
                 f"Failed to download model data(bucket: {location.bucket}, key: {location.key}). Please ensure that "
@@ -313,7 +313,7 @@ class EndpointHost:
         )
         environment = dict(model["PrimaryContainer"].get("Environment") or {})
         try:
-            image = fetch_model(self.backend.moto, model, work_dir / "model")
+            image = fetch_model(self.backend, model, work_dir / "model")
             fetch_serving_code(self.backend.moto, environment, work_dir)
         except BaseException:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -128,7 +128,7 @@ class TransformRun:
             return
         self._set(TransformStartTime=utcnow())
         try:
-            image = fetch_model(self.backend.moto, self.model, self.work_dir / "model")
+            image = fetch_model(self.backend, self.model, self.work_dir / "model")
             settings = self._settings()
             environment = {
                 **(self.model["PrimaryContainer"].get("Environment") or {}),

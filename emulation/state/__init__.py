@@ -44,7 +44,14 @@ _logger = logging.getLogger("sagelocal.state")
 _MOTO_PREFIX = "moto."
 #: Directories under the data directory that hold only what runs (job directories, endpoint model
 #: copies, unpacked Lambda packages); after a restart nothing runs, so they are leftovers.
-SCRATCH_DIRECTORIES = ("training", "transform", "endpoints", "lambda/tasks", "lambda/environments")
+SCRATCH_DIRECTORIES = (
+    "training",
+    "transform",
+    "processing",
+    "endpoints",
+    "lambda/tasks",
+    "lambda/environments",
+)
 
 
 _READ_ACTIONS = re.compile(r"(Get|List|Describe|Head|Filter|Lookup|Search|Query|Scan|BatchGet|Simulate)[A-Z]")

@@ -130,10 +130,12 @@ def train(prefix: Path, version: str) -> None:
 
 
 def _save(booster, path: Path, version: str) -> None:
-    """Images up to 1.2-2 pickle the Booster; later ones write xgboost's own model format."""
+    """Images up to 1.2-2 pickle the Booster; later ones call ``save_model`` on a name without an
+    extension, so the format is the running xgboost's default: the legacy binary format up to 1.7,
+    UBJSON from 2.0. Under an image's own xgboost the file is byte-for-byte what that image writes."""
     partial = path.with_name(path.name + ".partial")
     if version_at_least(version, "1.3-1"):
-        partial.write_bytes(booster.save_raw(raw_format="ubj"))
+        booster.save_model(str(partial))
     else:
         with open(partial, "wb") as stream:
             pickle.dump(booster, stream)
@@ -203,7 +205,8 @@ def _train_job(config: dict[str, Any], dtrain, dvalidation, version: str, model_
                 break
         if stopper is not None:
             booster = stopper.finish(booster)
-        return booster.reset()
+        # Booster.reset (xgboost 2+) drops the training matrices' caches; older releases keep them.
+        return booster.reset() if hasattr(booster, "reset") else booster
     except Exception as error:
         message = _clean_xgboost_message(str(error))
         user_message = _customer_error(message, params.get("objective", ""))
