@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import importlib.util
 import json
 import re
@@ -14,6 +15,7 @@ import botocore.exceptions
 import pytest
 import requests
 from botocore.config import Config
+from conftest import LAMBDA_ROLE_ARN
 from conftest import lambda_package as package
 
 
@@ -398,7 +400,7 @@ def test_runtime_exit_is_reported(lam, make_function):
 
 
 def test_only_python_runtimes_run(emulator, boto_session, make_function):
-    name = make_function(ECHO, handler="index.handler", Runtime="nodejs20.x")
+    name = make_function(ECHO, handler="index.handler", Runtime="nodejs24.x")
     # InvalidRuntimeException is a 502, which the SDK retries; one attempt is enough here.
     once = boto_session.client(
         "lambda", endpoint_url=emulator.url, config=Config(retries={"max_attempts": 1})
@@ -406,7 +408,7 @@ def test_only_python_runtimes_run(emulator, boto_session, make_function):
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         once.invoke(FunctionName=name)
     assert raised.value.response["Error"]["Code"] == "InvalidRuntimeException"
-    assert "nodejs20.x" in raised.value.response["Error"]["Message"]
+    assert "nodejs24.x" in raised.value.response["Error"]["Message"]
 
 
 def test_unsigned_invoke_is_refused(emulator, lam, make_function):
@@ -595,3 +597,70 @@ def test_custom_runtime_without_bootstrap(lam, make_function):
         rf"RequestId: {request_id} Error: Couldn't find valid bootstrap\(s\): \[\S*/bootstrap /opt/bootstrap\]",
         payload["errorMessage"],
     )
+
+
+def test_creating_a_python36_function_fails_as_on_aws(lam):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.create_function(
+            FunctionName="retired-runtime",
+            Runtime="python3.6",
+            Role=LAMBDA_ROLE_ARN,
+            Handler="app.handler",
+            Code={"ZipFile": package({"app.py": ECHO})},
+        )
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raised.value.response["Error"] == {
+        "Code": "InvalidParameterValueException",
+        "Message": "The runtime parameter of python3.6 is no longer supported for creating or updating AWS "
+        "Lambda functions. We recommend you use the new runtime (python3.14) while creating or updating functions.",
+    }
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName="retired-runtime")
+
+
+def test_updating_a_function_to_a_retired_runtime_fails_and_changes_nothing(lam, make_function):
+    name = make_function(ECHO)
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.update_function_configuration(FunctionName=name, Runtime="nodejs12.x", Timeout=9)
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert raised.value.response["Error"]["Message"].startswith(
+        "The runtime parameter of nodejs12.x is no longer supported for creating or updating AWS Lambda functions. "
+        "We recommend you use the new runtime (nodejs"
+    )
+    configuration = lam.get_function_configuration(FunctionName=name)
+    assert (configuration["Runtime"], configuration["Timeout"]) == ("python3.12", 3)
+    _, payload = invoke(lam, name, {"still": "runs"})
+    assert payload["event"] == {"still": "runs"}
+
+
+def test_an_unknown_runtime_is_refused_with_the_runtimes_one_can_create(lam):
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        lam.create_function(
+            FunctionName="no-such-runtime",
+            Runtime="python9.9",
+            Role=LAMBDA_ROLE_ARN,
+            Handler="app.handler",
+            Code={"ZipFile": package({"app.py": ECHO})},
+        )
+    error = raised.value.response["Error"]
+    assert error["Code"] == "InvalidParameterValueException"
+    offered = re.fullmatch(
+        r"Value python9\.9 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
+        r"\[(.*)\] or be a valid ARN",
+        error["Message"],
+    )[1].split(", ")
+    assert "python3.12" in offered and "python3.6" not in offered and "nodejs12.x" not in offered
+
+
+def test_runtime_blocks_follow_the_dates_aws_publishes():
+    """Between its block-create and block-update dates a runtime can still be kept by an update."""
+    from emulation.awslambda import runtime_support
+    from emulation.protocol import AwsError
+
+    before, between, after = datetime.date(2027, 1, 31), datetime.date(2027, 2, 15), datetime.date(2027, 3, 3)
+    runtime_support.check("python3.8", creating=True, today=before)
+    with pytest.raises(AwsError, match="python3.8 is no longer supported"):
+        runtime_support.check("python3.8", creating=True, today=between)
+    runtime_support.check("python3.8", creating=False, today=between)
+    with pytest.raises(AwsError, match="python3.8 is no longer supported"):
+        runtime_support.check("python3.8", creating=False, today=after)

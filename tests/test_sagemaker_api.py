@@ -262,9 +262,9 @@ def test_a_job_whose_process_dies_fails_and_the_emulator_keeps_serving(in_proces
     )
     run = in_process_emulator.sagemaker.training_job(name)
     deadline = time.monotonic() + 10
-    while run._container is None and time.monotonic() < deadline:
+    while not run._containers and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.kill(run._container.pid, signal.SIGKILL)
+    os.kill(run._containers[0].pid, signal.SIGKILL)
     described = wait_for(lambda: sagemaker.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
     assert described["TrainingJobStatus"] == "Failed"
     assert described["FailureReason"] == "AlgorithmError: , exit code: 137"  # Docker's code for SIGKILL

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import io
 import json
 import logging
 import math
@@ -36,8 +37,10 @@ from urllib.parse import unquote
 from moto.awslambda.exceptions import LambdaClientError, UnknownFunctionException
 from moto.utilities.utils import get_partition
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import get_input_stream
 
 from emulation import sigv4
+from emulation.awslambda import runtime_support
 from emulation.awslambda.runtime import (
     EnvironmentFactory,
     ExecutionEnvironment,
@@ -147,7 +150,8 @@ class LambdaService:
     def control_plane(self, moto_app):
         """moto's WSGI app, with what Lambda's control plane does that moto does not.
 
-        CreateFunction leaves the function Pending for ``lambda_pending_seconds`` (its answer and
+        CreateFunction and UpdateFunctionConfiguration refuse a runtime AWS no longer accepts
+        (:mod:`emulation.awslambda.runtime_support`). CreateFunction leaves the function Pending for ``lambda_pending_seconds`` (its answer and
         GetFunction say so, with AWS's reason); DeleteFunction, UpdateFunctionCode and
         UpdateFunctionConfiguration stop the function's idle environments at once.
         """
@@ -159,6 +163,11 @@ class LambdaService:
             if scope is None or scope[0] != "lambda":
                 return moto_app(environ, start_response)
             method, region = environ["REQUEST_METHOD"], scope[1]
+            creating = method == "POST" and match["name"] is None
+            if creating or (method == "PUT" and match["part"] == "/configuration"):
+                refusal = _refused_runtime(environ, creating=creating)
+                if refusal is not None:
+                    return refusal(environ, start_response)
             self._activate_due(region, unquote(match["name"]) if match["name"] else None)
             captured: list = []
             body = b"".join(
@@ -638,3 +647,21 @@ def _error_response(error: AwsError) -> Response:
         content_type="application/json",
         headers={"x-amzn-ErrorType": error.code},
     )
+
+
+def _refused_runtime(environ, *, creating: bool) -> Response | None:
+    """AWS's answer when the request names a runtime it no longer accepts, else None. The body is
+    read here and put back for moto."""
+    body = get_input_stream(environ).read()
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    try:
+        runtime = json.loads(body or b"{}").get("Runtime")
+    except (ValueError, AttributeError):
+        return None  # moto answers a body it cannot read
+    if not isinstance(runtime, str):
+        return None
+    try:
+        runtime_support.check(runtime, creating=creating)
+    except AwsError as error:
+        return _error_response(error)
+    return None

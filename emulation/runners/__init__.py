@@ -25,6 +25,10 @@ from emulation.containers.images import ContainerImage
 
 Mode = Literal["train", "serve", "process"]
 
+#: The environment variable through which a runner that runs a job's hosts side by side tells each
+#: container where the others are (JSON: host name -> address), where DNS would on SageMaker.
+HOST_ADDRESSES_VARIABLE = "SAGELOCAL_HOST_ADDRESSES"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -131,6 +135,10 @@ class Runner(Protocol):
 
         Raises :class:`ContainerStartError` if it cannot start or ends before it is ready.
         """
+
+    def host_addresses(self, hosts: list[str]) -> dict[str, str] | None:
+        """Addresses at which the containers of one multi-instance job, one per host, reach each
+        other (given to them in ``HOST_ADDRESSES_VARIABLE``); None if it cannot run them side by side."""
 
     def shutdown(self) -> None:
         """Kill every container it started and release its own helpers."""

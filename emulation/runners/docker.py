@@ -261,6 +261,11 @@ class DockerRunner:
             f"the serving container did not answer /ping within {SERVE_START_TIMEOUT_SECONDS} s"
         )
 
+    def host_addresses(self, hosts: list[str]) -> None:
+        """Not built: the hosts of a multi-instance job would need a user network with each
+        container's name as an alias; such a job runs on one host."""
+        return None
+
     def _forget(self, container: DockerContainer) -> None:
         with self._lock:
             self._running.discard(container)

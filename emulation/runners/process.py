@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -232,6 +233,7 @@ class ProcessRunner:
     def __init__(self, scripts: ScriptRuntime | None = None):
         self._lock = threading.Lock()
         self._running: set[ProcessContainer | ScriptContainer] = set()
+        self._subnets: set[int] = set()  # the loopback /24s given to multi-instance jobs, never reused
         self.scripts = scripts
 
     def start(
@@ -275,6 +277,22 @@ class ProcessRunner:
                 else f"the serving container did not listen within {SERVE_START_TIMEOUT_SECONDS} s"
             )
         return container
+
+    def host_addresses(self, hosts: list[str]) -> dict[str, str] | None:
+        """Every host on this machine, each at its own loopback address (127.a.b.1, .2, ...) in a
+        /24 of its own per job, so that each can listen on the ports SageMaker's hosts use (the XGBoost
+        tracker's 9099) without meeting another job's host. Linux routes all of 127/8 to loopback;
+        elsewhere only 127.0.0.1 exists, so there the job runs on one host."""
+        if sys.platform != "linux" or len(hosts) > 254:
+            return None
+        with self._lock:
+            subnet = random.randrange(255 * 256)
+            while subnet in self._subnets:
+                subnet = random.randrange(255 * 256)
+            self._subnets.add(subnet)
+        # 127.0.x.y is left to the machine's own services; the second octet is 1..255.
+        second, third = subnet // 256 + 1, subnet % 256
+        return {host: f"127.{second}.{third}.{number}" for number, host in enumerate(hosts, 1)}
 
     def _forget(self, container: ProcessContainer | ScriptContainer) -> None:
         with self._lock:

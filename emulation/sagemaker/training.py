@@ -27,7 +27,7 @@ from emulation.containers.scriptmode.training import decode_hyperparameters, run
 from emulation.containment import EscapeError, contained, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
-from emulation.runners import Container, algorithm_error
+from emulation.runners import HOST_ADDRESSES_VARIABLE, Container, algorithm_error
 from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
 
@@ -89,7 +89,8 @@ class TrainingRun:
         self.image = image
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._container: Container | None = None
+        self._containers: list[Container] = []
+        self._metrics_lock = threading.Lock()  # every host's log is read on its own thread
         self.final_metrics: dict[str, float] = {}
         self._metric_points: list[dict[str, Any]] = []  # for CloudWatch, as the service publishes them
         created = utcnow()
@@ -134,6 +135,15 @@ class TrainingRun:
             },
         }
         self.prefix = backend.config.data_dir / "training" / f"{self.name}-{uuid.uuid4().hex[:8]}"
+        #: The job's hosts (algo-1 ... algo-N) with their addresses; one host where the runner cannot
+        #: run several side by side. Each host's /opt/ml is its own directory under ``prefix``.
+        self.hosts, self._host_addresses = ["algo-1"], None
+        count = int(request["ResourceConfig"].get("InstanceCount", 1))
+        if count > 1:
+            names = [f"algo-{number}" for number in range(1, count + 1)]
+            self._host_addresses = backend.runner.host_addresses(names)
+            if self._host_addresses is not None:
+                self.hosts = names
         self._thread = threading.Thread(target=self._run, name=f"training-{self.name}", daemon=True)
 
     # -- state -------------------------------------------------------------------------------
@@ -181,14 +191,18 @@ class TrainingRun:
             self._stop_reason = reason
             self._stop.set()
             self._transition("Stopping", "Stopping the training job", TrainingJobStatus="Stopping")
-            container = self._container
-        if container is not None:
+            containers = list(self._containers)
+        for container in containers:
             container.stop()
 
     def kill(self) -> None:
         self._stop.set()
-        if self._container is not None:
-            self._container.kill()
+        for container in list(self._containers):
+            container.kill()
+
+    def host_dir(self, host: str) -> Path:
+        """The directory that is ``host``'s /opt/ml."""
+        return self.prefix / host
 
     # -- the job -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -255,11 +269,6 @@ class TrainingRun:
         return True
 
     def _prepare_config(self) -> None:
-        config = self.prefix / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (self.prefix / "model").mkdir()
-        (self.prefix / "output" / "data").mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps(self.description["HyperParameters"]))
         channels = {
             c["ChannelName"]: {
                 "TrainingInputMode": c.get("InputMode", "File"),
@@ -271,29 +280,53 @@ class TrainingRun:
             }
             for c in self.description["InputDataConfig"]
         }
-        (config / "inputdataconfig.json").write_text(json.dumps(channels))
-        (config / "resourceconfig.json").write_text(
-            json.dumps(resource_config(self.description["ResourceConfig"]))
-        )
+        for host in self.hosts:
+            config = self.host_dir(host) / "input" / "config"
+            config.mkdir(parents=True)
+            (self.host_dir(host) / "model").mkdir()
+            (self.host_dir(host) / "output" / "data").mkdir(parents=True)
+            (config / "hyperparameters.json").write_text(json.dumps(self.description["HyperParameters"]))
+            (config / "inputdataconfig.json").write_text(json.dumps(channels))
+            (config / "resourceconfig.json").write_text(
+                json.dumps(resource_config(self.description["ResourceConfig"], host, self.hosts))
+            )
 
     def _download_channels(self) -> None:
+        """Each host's channels: all the objects (FullyReplicated), or its share of them
+        (ShardedByS3Key: the keys in S3's order, dealt out to algo-1 ... algo-N in turn)."""
         for channel in self.description["InputDataConfig"]:
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            source = channel["DataSource"]["S3DataSource"]
             name = channel["ChannelName"]
-            destination = self.prefix / "input" / "data" / name
-            download_prefix(self.backend.moto, uri, destination, shown_as=f"/opt/ml/input/data/{name}")
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
+            for index, host in enumerate(self.hosts):
+                download_prefix(
+                    self.backend.moto,
+                    source["S3Uri"],
+                    self.host_dir(host) / "input" / "data" / name,
+                    shown_as=f"/opt/ml/input/data/{name}",
+                    shard=(index, len(self.hosts)) if sharded else None,
+                )
         if self.script_mode:
             submitted = decode_hyperparameters(self.description["HyperParameters"]).get(
                 "sagemaker_submit_directory"
             )
             if isinstance(submitted, str) and submitted.startswith("s3://"):
-                extract_source(self.backend.moto, submitted, self.prefix / "code")
+                for host in self.hosts:
+                    extract_source(self.backend.moto, submitted, self.host_dir(host) / "code")
 
     def _train(self) -> str | None:
-        """Run the container; return its FailureReason, or None when it succeeded."""
-        stream = self.backend.moto.log_stream(
-            self.backend.region, LOG_GROUP, f"{self.name}/algo-1-{int(time.time())}"
-        )
+        """Run one container per host; return the FailureReason of the first host that failed (the
+        others are then stopped), or None when every host succeeded."""
+        epoch = int(time.time())
+        streams = {
+            host: self.backend.moto.log_stream(self.backend.region, LOG_GROUP, f"{self.name}/{host}-{epoch}")
+            for host in self.hosts
+        }
+        count = int(self.description["ResourceConfig"].get("InstanceCount", 1))
+        if count > len(self.hosts):
+            streams["algo-1"].write(
+                f"sagelocal: this runner cannot run {count} hosts side by side; algo-1 trains alone on all the data."
+            )
         limit = self.description["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)
         timer = threading.Timer(limit, self._exceed_runtime)
         timer.daemon = True
@@ -304,35 +337,64 @@ class TrainingRun:
                 TRAINING_JOB_NAME=self.name,
                 TRAINING_JOB_ARN=self.description["TrainingJobArn"],
             )
-        if self._stop.is_set():
-            return None
-        container = self.backend.runner.start(
-            self.image,
-            "train",
-            self.prefix,
-            environment,
-            instances.limits(self.description["ResourceConfig"].get("InstanceType")),
-        )
+        if self._host_addresses is not None:
+            environment[HOST_ADDRESSES_VARIABLE] = json.dumps(self._host_addresses)
         with self.backend.lock:
-            self._container = container
-        if self._stop.is_set():  # a stop that came while it started did not see it
-            container.stop()
+            if self._stop.is_set():
+                return None
+            try:
+                for host in self.hosts:
+                    self._containers.append(
+                        self.backend.runner.start(
+                            self.image,
+                            "train",
+                            self.host_dir(host),
+                            environment,
+                            instances.limits(self.description["ResourceConfig"].get("InstanceType")),
+                        )
+                    )
+            except BaseException:
+                for container in self._containers:
+                    container.kill()
+                raise
+        failures: list[str] = []  # the first is the job's
+        failures_lock = threading.Lock()
+
+        def watch(host: str, container: Container) -> None:
+            for line in container.logs():
+                shown = line.replace("\t", "#011")
+                streams[host].write(shown)
+                with self._metrics_lock:
+                    self._record_metrics(shown)
+            status = container.wait()
+            if status.succeeded:
+                return
+            with failures_lock:
+                if failures or self._stop.is_set():
+                    return  # stopped because another host failed, or by the user
+                failure_file = self.host_dir(host) / "output" / "failure"
+                if failure_file.exists():
+                    failures.append(failure_file.read_text()[:1024])
+                else:
+                    streams[host].write(f"The training process {status.describe()}.")
+                    failures.append(algorithm_error(status))
+            for other in self._containers:
+                if other is not container:
+                    other.stop()
+
+        watchers = [
+            threading.Thread(target=watch, args=(host, container), name=f"training-{self.name}-{host}")
+            for host, container in zip(self.hosts, self._containers, strict=True)
+        ]
         timer.start()
         try:
-            for line in self._container.logs():
-                shown = line.replace("\t", "#011")
-                stream.write(shown)
-                self._record_metrics(shown)
-            status = self._container.wait()
+            for watcher in watchers:
+                watcher.start()
+            for watcher in watchers:
+                watcher.join()
         finally:
             timer.cancel()
-        if status.succeeded:
-            return None
-        failure_file = self.prefix / "output" / "failure"
-        if failure_file.exists():
-            return failure_file.read_text()[:1024]
-        stream.write(f"The training process {status.describe()}.")
-        return algorithm_error(status)
+        return failures[0] if failures else None
 
     def _exceed_runtime(self) -> None:
         try:
@@ -377,25 +439,33 @@ class TrainingRun:
 
     def _upload_model(self) -> str:
         buffer = io.BytesIO()
+        model = self.host_dir("algo-1") / "model"  # the other hosts' are not uploaded, as on SageMaker
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            for path in sorted((self.prefix / "model").rglob("*")):
-                archive.add(path, arcname=str(path.relative_to(self.prefix / "model")), recursive=False)
+            for path in sorted(model.rglob("*")):
+                archive.add(path, arcname=str(path.relative_to(model)), recursive=False)
         output = self.description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         uri = f"{output}/{self.name}/output/model.tar.gz"
         self.backend.moto.put_object(S3Location.parse(uri), buffer.getvalue())
         return uri
 
 
-def resource_config(resources: dict[str, Any]) -> dict[str, Any]:
-    """/opt/ml/input/config/resourceconfig.json for the one host a local job has, as AWS writes it."""
+def resource_config(
+    resources: dict[str, Any], current_host: str = "algo-1", hosts: list[str] | None = None
+) -> dict[str, Any]:
+    """/opt/ml/input/config/resourceconfig.json for ``current_host`` of a job on ``hosts``, as AWS writes it."""
     instance_type = resources.get("InstanceType", "local")
+    hosts = hosts or [current_host]
     return {
-        "current_host": "algo-1",
+        "current_host": current_host,
         "current_instance_type": instance_type,
         "current_group_name": "homogeneousCluster",
-        "hosts": ["algo-1"],
+        "hosts": list(hosts),
         "instance_groups": [
-            {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": ["algo-1"]}
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": instance_type,
+                "hosts": list(hosts),
+            }
         ],
         "network_interface_name": "eth0",
     }
@@ -418,14 +488,19 @@ def extract_source(moto, uri: str, destination: Path) -> None:
         extract_tar(archive, destination, what=f"The source directory {uri}", shown_as="/opt/ml/code")
 
 
-def download_prefix(moto, uri: str, destination: Path, shown_as: str | None = None) -> list[Path]:
-    """Copy every object under an S3 prefix into a directory, as the S3Prefix data source does.
+def download_prefix(
+    moto, uri: str, destination: Path, shown_as: str | None = None, shard: tuple[int, int] | None = None
+) -> list[Path]:
+    """Copy every object under an S3 prefix into a directory, as the S3Prefix data source does;
+    with ``shard`` (index, count), only every count-th object from the index-th, in key order.
 
     Every key must land inside the directory (containment.EscapeError otherwise), checked for all
     keys before any is written."""
     location = S3Location.parse(uri)
     destination.mkdir(parents=True, exist_ok=True)
     objects = moto.list_objects(location)
+    if shard is not None:
+        objects = objects[shard[0] :: shard[1]]
     paths = [
         contained(
             destination,

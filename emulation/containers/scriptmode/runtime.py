@@ -40,7 +40,7 @@ from emulation.containers.environments import EnvironmentCache, RequirementsErro
 from emulation.containers.images import ContainerImage
 from emulation.containers.scriptmode import training
 from emulation.containers.scriptmode.process import Launch, ScriptContainer, SetupFailed
-from emulation.runners import ContainerStartError, ExitStatus, Mode
+from emulation.runners import HOST_ADDRESSES_VARIABLE, ContainerStartError, ExitStatus, Mode
 
 CONTAINER_ROOT = "/opt/ml"
 #: The project's own root: serving containers import their server from it.
@@ -265,20 +265,25 @@ class ScriptRuntime:
             return Launch(wrapped, self.host_path(job_dir, workdir), environment, on_exit=on_exit)
         # A private /tmp first, so that binds of paths under /tmp (a cache there) sit inside it.
         private_tmp = Path(tempfile.mkdtemp(prefix="sagelocal-container-tmp-"))
+        binds = [
+            sandbox.Bind(private_tmp, "/tmp", writable=True),
+            *sandbox.system_binds(),
+            *self._image_binds(),
+            sandbox.Bind(job_dir, CONTAINER_ROOT, writable=True),
+        ]
+        remove_after = [private_tmp]
+        if HOST_ADDRESSES_VARIABLE in variables:  # a host of a multi-instance job: the others by name
+            hosts_dir = Path(tempfile.mkdtemp(prefix="sagelocal-container-etc-"))
+            (hosts_dir / "hosts").write_text(_hosts_file(json.loads(variables[HOST_ADDRESSES_VARIABLE])))
+            binds.append(sandbox.Bind(hosts_dir / "hosts", "/etc/hosts"))
+            remove_after.append(hosts_dir)
         view = sandbox.Sandbox(
-            binds=[
-                sandbox.Bind(private_tmp, "/tmp", writable=True),
-                *sandbox.system_binds(),
-                *self._image_binds(),
-                sandbox.Bind(job_dir, CONTAINER_ROOT, writable=True),
-            ],
+            binds=binds,
             workdir=workdir,
             network=network,
             die_with_parent=True,  # started by the container's owner thread, which outlives it
         )
-        return Launch(
-            view.command(command), job_dir, environment, on_exit=on_exit, remove_after=[private_tmp]
-        )
+        return Launch(view.command(command), job_dir, environment, on_exit=on_exit, remove_after=remove_after)
 
     def _image_binds(self) -> list[sandbox.Bind]:
         """What the "image" holds, read-only: the interpreter with its installed packages (the
@@ -288,6 +293,15 @@ class ScriptRuntime:
             paths.append(self.environments.root.resolve())
         unique = [p for p in dict.fromkeys(paths) if not any(p != q and q in p.parents for q in paths)]
         return [sandbox.Bind(path, str(path)) for path in unique]
+
+
+def _hosts_file(addresses: dict[str, str]) -> str:
+    """This machine's /etc/hosts with the job's hosts added, as Docker writes a container's."""
+    try:
+        own = Path("/etc/hosts").read_text()
+    except OSError:
+        own = "127.0.0.1\tlocalhost\n"
+    return own.rstrip("\n") + "\n" + "".join(f"{address}\t{host}\n" for host, address in addresses.items())
 
 
 def _read_port(fd: int, timeout: float) -> int | None:

@@ -345,16 +345,18 @@ _RENAMED_UPDATERS = {
 # Hyperparameters that steer the container itself rather than the booster.
 CONTAINER_ONLY = frozenset({"num_round", "csv_weights", "early_stopping_rounds", "eval_metric", "_kfold",
                             "_num_cv_round", "_tuning_objective_metric", "save_model_on_termination"})  # fmt: skip
-#: xgboost before 1.3 used "auto" -> exact greedy below this many rows on one node.
+#: xgboost before 2.0 used "auto" -> exact greedy below this many rows on one node (approx across nodes).
 _EXACT_GREEDY_MAX_ROWS = 2**22
 
 
-def booster_params(config: dict[str, Any], version: str, num_train_rows: int) -> dict[str, Any]:
+def booster_params(
+    config: dict[str, Any], version: str, num_train_rows: int, distributed: bool = False
+) -> dict[str, Any]:
     """Translate validated hyperparameters into params for the installed xgboost, at ``version``'s defaults.
 
     Older images ran xgboost releases with other defaults: base_score 0.5 instead of one estimated
-    from the labels, and "auto" tree construction meaning exact greedy on small data instead of
-    hist. Keeping those defaults keeps the printed metrics close to what the real image prints.
+    from the labels, and "auto" tree construction meaning exact greedy on small data on one host
+    (approx when ``distributed`` across hosts) instead of hist. Keeping those defaults keeps the printed metrics close to what the real image prints.
     """
     params = {
         key: value for key, value in config.items() if key not in CONTAINER_ONLY and key not in _DROPPED
@@ -377,5 +379,6 @@ def booster_params(config: dict[str, Any], version: str, num_train_rows: int) ->
     if not version_at_least(version, "3.0-5"):
         params.setdefault("base_score", 0.5)
         if params.get("tree_method", "auto") == "auto" and params.get("grow_policy") != "lossguide":
-            params["tree_method"] = "exact" if num_train_rows < _EXACT_GREEDY_MAX_ROWS else "approx"
+            exact = num_train_rows < _EXACT_GREEDY_MAX_ROWS and not distributed
+            params["tree_method"] = "exact" if exact else "approx"
     return params

@@ -22,13 +22,21 @@ from typing import Any
 import numpy as np
 import xgboost
 
-from emulation.containers.xgboost import AlgorithmError, UserError, data, hyperparameters, version_at_least
+from emulation.containers.xgboost import (
+    AlgorithmError,
+    UserError,
+    data,
+    distributed,
+    hyperparameters,
+    version_at_least,
+)
 
 __all__ = ["AlgorithmError", "UserError", "failure_reason", "train"]
 
 MODEL_NAME = "xgboost-model"
 FAILURE_REASON_MAX_LENGTH = 1024
 _CHANNELS = ("train", "validation", "code")
+_DIVIDE_DATA_LINK = "https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost.html#Instance-XGBoost-distributed-training-divide-data"
 
 logger = logging.getLogger("emulation.containers.xgboost")
 
@@ -111,22 +119,56 @@ def train(prefix: Path, version: str) -> None:
         data.validate_files(validation_files, data_format)
     dtrain = data.load(train_files, data_format, csv_weights) if has_train else None
     dvalidation = data.load(validation_files, data_format, csv_weights) if has_validation else None
+    resources = _read_json(config_dir / "resourceconfig.json")
+    hosts = resources.get("hosts") or ["algo-1"]
+    current_host = resources.get("current_host", hosts[0])
+    if len(hosts) == 1:
+        if dtrain is None:
+            raise UserError(f"No data in training channel path {train_dir}")
+        if validation_dir is not None and dvalidation is None:
+            raise UserError(f"No data in validation channel path {validation_dir}")
+    _require_labelled_rows(dtrain)
+    model_path = prefix / "model" / MODEL_NAME
+
+    def train_here(is_master: bool) -> None:
+        if is_master:
+            model_path.parent.mkdir(parents=True, exist_ok=True)
+        booster = _train_job(config, dtrain, dvalidation, version, model_path, is_master)
+        if is_master:
+            _save(booster, model_path, version)
+
+    if len(hosts) == 1:
+        logger.info("Single node training.")
+        train_here(True)
+        return
+    logger.info(f"Distributed node training with {len(hosts)} hosts: {hosts}")
+    distributed.wait_hostname_resolution(hosts)
+    include = True
     if dtrain is None:
-        raise UserError(f"No data in training channel path {train_dir}")
+        logger.warning(
+            f"Host {current_host} does not have training data. Will broadcast to cluster and this host "
+            f"{current_host} will not be used in distributed training. Please divide the training data across "
+            f"instances properly. See {_DIVIDE_DATA_LINK}. "
+        )
+        include = False
     if validation_dir is not None and dvalidation is None:
-        raise UserError(f"No data in validation channel path {validation_dir}")
-    if dtrain.num_row() == 0:
+        logger.warning(
+            f"Host {current_host} does not have validation data in the validation channel : "
+            f"{channels['validation']}. Will broadcast to cluster and this host {current_host} will not be used "
+            f"in distributed training. Please divide the validation data across instances properly. "
+            f"See {_DIVIDE_DATA_LINK}. "
+        )
+        include = False
+    distributed.rabit_run(train_here, include, hosts, current_host)
+
+
+def _require_labelled_rows(dtrain) -> None:
+    if dtrain is not None and dtrain.num_row() == 0:
         raise UserError(
             "Got input data without labels. Please check the input data set. If training job is running on "
             "multiple instances, please switch to using single instance if number of records in the data set "
             "is less than number of workers (16 * number of instance) in the cluster."
         )
-    logger.info("Single node training.")
-
-    model_path = prefix / "model" / MODEL_NAME
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    booster = _train_job(config, dtrain, dvalidation, version, model_path)
-    _save(booster, model_path, version)
 
 
 def _save(booster, path: Path, version: str) -> None:
@@ -169,10 +211,16 @@ class _Metrics:
         return cls(native, custom, early_stopping)
 
 
-def _train_job(config: dict[str, Any], dtrain, dvalidation, version: str, model_path: Path):
-    """Boost ``num_round`` rounds, printing each round's evaluation and stopping early like ``version``."""
+def _train_job(config: dict[str, Any], dtrain, dvalidation, version: str, model_path: Path, is_master: bool):
+    """Boost ``num_round`` rounds, printing each round's evaluation and stopping early like ``version``.
+
+    Across hosts, xgboost's evaluation is already global (allreduced); as in the image, where the
+    tracker on the master prints what rank 0 reports, the master alone prints the rounds and saves,
+    and its early-stopping decision is every host's, so that all stop at the same round."""
     metrics = _Metrics.plan(config, version, dvalidation is not None)
-    params = hyperparameters.booster_params(config, version, dtrain.num_row())
+    params = hyperparameters.booster_params(
+        config, version, dtrain.num_row(), distributed=distributed.is_distributed()
+    )
     if metrics.native:
         params["eval_metric"] = metrics.native
     elif not version_at_least(version, "1.3-1"):
@@ -192,16 +240,17 @@ def _train_job(config: dict[str, Any], dtrain, dvalidation, version: str, model_
     stopper = None
     if config.get("early_stopping_rounds") and (metrics.early_stopping or not new_style):
         stopper = _EarlyStopping(config["early_stopping_rounds"], metrics.early_stopping, new_style)
-    save_each_round = config.get("save_model_on_termination") == "true"
+    save_each_round = config.get("save_model_on_termination") == "true" and is_master
     try:
         booster = xgboost.Booster(params, [matrix for matrix, _ in evals])
         for iteration in range(config["num_round"]):
             booster.update(dtrain, iteration)
             results = _evaluate(booster, evals, iteration, metrics.custom)
-            print(_round_line(iteration, results, version), flush=True)
+            if is_master:
+                print(_round_line(iteration, results, version), flush=True)
             if save_each_round:
                 _save(booster, model_path, version)
-            if stopper is not None and stopper.should_stop(iteration, results):
+            if stopper is not None and distributed.broadcast(stopper.should_stop(iteration, results)):
                 break
         if stopper is not None:
             booster = stopper.finish(booster)
