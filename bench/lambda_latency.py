@@ -96,6 +96,8 @@ def measure() -> dict:
         session.client("iam", endpoint_url=emulator.url).create_role(
             RoleName="bench-lambda", AssumeRolePolicyDocument="{}"
         )
+        # A new role is assumable only after IAM propagates it (older trees have no such delay).
+        time.sleep(getattr(emulator.config, "role_propagation_seconds", 0))
         echo = _zip({"app.py": ECHO})
         cold, init = [], []
         for index in range(COLD_SAMPLES):

@@ -13,6 +13,11 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if not value else value.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     host: str = "127.0.0.1"
@@ -63,17 +68,29 @@ class EmulatorConfig:
         )
     )
 
-    #: Lambda's strictness, each relaxable on its own (README, "Lambda"): a new function is Pending
-    #: this long before Active (0: at once), and package files keep only their world permissions.
-    lambda_pending_seconds: float = field(
-        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_PENDING_SECONDS", "0.5"))
-    )
-    lambda_strict_permissions: bool = field(
-        default_factory=lambda: _env("SAGELOCAL_LAMBDA_STRICT_PERMISSIONS", "1") != "0"
-    )
     #: An execution environment idle this long is stopped, as AWS reclaims idle ones.
     lambda_idle_seconds: float = field(
         default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_IDLE_SECONDS", "600"))
+    )
+
+    # -- strictness: where AWS refuses what a laptop would allow (each one relaxable) -------------
+    #: A new Lambda function is Pending this long before Active (0: at once); invocations meanwhile
+    #: fail as on AWS (README, "Lambda").
+    lambda_pending_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_LAMBDA_PENDING_SECONDS", "0.5"))
+    )
+    #: Lambda package files keep only their world permissions (the sandbox runs as another user).
+    lambda_strict_permissions: bool = field(
+        default_factory=lambda: _flag("SAGELOCAL_LAMBDA_STRICT_PERMISSIONS", True)
+    )
+    #: A role created through IAM cannot be assumed for this long (IAM's eventual consistency);
+    #: 0 turns it off.
+    role_propagation_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_ROLE_PROPAGATION_SECONDS", "2"))
+    )
+    #: DeleteEndpoint of an endpoint still Creating or Updating is refused, as SageMaker does.
+    refuse_deleting_endpoints_in_progress: bool = field(
+        default_factory=lambda: _flag("SAGELOCAL_STRICT_ENDPOINT_DELETE", True)
     )
 
     @property

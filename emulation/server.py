@@ -13,6 +13,7 @@ from emulation.config import EmulatorConfig
 from emulation.credentials import CredentialRegistry
 from emulation.edge import Edge
 from emulation.http_handler import RequestHandler, close_open_connections
+from emulation.iam import RolePropagation
 from emulation.moto_bridge import MotoServices
 from emulation.runners import make_runner, process
 from emulation.sagemaker import records
@@ -59,7 +60,11 @@ class Emulator:
         self.edge = Edge(
             self.config,
             self.credentials,
-            moto_app=self.awslambda.control_plane(self.moto),
+            # Lambda's control plane is moto's with Pending/Active added; a role too new to assume
+            # is refused in front of it.
+            moto_app=RolePropagation.from_config(self.config).lambda_gate(
+                self.awslambda.control_plane(self.moto)
+            ),
             sagemaker=sagemaker_api,
             sagemaker_runtime=RuntimeProvider(self.sagemaker).handle,
             lambda_invoke=self.awslambda.handle,

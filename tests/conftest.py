@@ -14,6 +14,7 @@ import json
 import os
 import re
 import textwrap
+import time
 import zipfile
 from dataclasses import dataclass, field
 
@@ -96,12 +97,21 @@ def bucket(client):
 LAMBDA_ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-role"
 
 
-@pytest.fixture(scope="module")
-def lam(client):
+@pytest.fixture(scope="session")
+def lambda_role(emulator, client) -> str:
+    """The tests' Lambda execution role, created once and then given time to propagate: like IAM,
+    the emulator refuses a role for a moment after CreateRole (role_propagation_seconds)."""
+    iam = client("iam")
     try:
-        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
-    except client("iam").exceptions.EntityAlreadyExistsException:
-        pass
+        arn = iam.create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName="lambda-role")["Role"]["Arn"]
+    time.sleep(emulator.config.role_propagation_seconds)
+    return arn
+
+
+@pytest.fixture(scope="module")
+def lam(client, lambda_role):
     # What the functions in the tests call with the role's keys: IAM is enforced, as on AWS.
     client("iam").put_role_policy(
         RoleName="lambda-role",

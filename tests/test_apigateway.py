@@ -42,11 +42,7 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def function_arn(client):
-    try:
-        client("iam").create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")
-    except client("iam").exceptions.EntityAlreadyExistsException:
-        pass
+def function_arn(client, lambda_role):
     created = client("lambda").create_function(
         FunctionName=FUNCTION,
         Runtime="python3.12",

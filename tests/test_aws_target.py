@@ -1,9 +1,9 @@
 """The aws target without an AWS account: what it builds, what it refuses, and its cleanup.
 
 Nothing here reaches the network. Where boto3 clients are built, every request is refused by a
-``before-send`` hook. Cleanup of IAM, Lambda and API Gateway runs against moto's in-process mock in
-a child process: ``mock_aws`` resets moto's global backends, which the session's live emulator uses.
-(Cleanup of SageMaker resources is covered on the local target in test_workflows.py.)
+``before-send`` hook. Runs against moto's in-process AWS happen in child processes (``mock_aws``
+resets moto's global backends, which the session's live emulator uses): the cleanup of IAM, Lambda
+and API Gateway resources below, and every registered workflow end to end (tests/moto_aws.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from workflows import registry
 from workflows import target as target_module
 from workflows.target import TargetError, TargetSettings, open_target
 
@@ -348,6 +349,7 @@ def test_cleanup_removes_iam_lambda_and_api_gateway_resources_also_after_a_failu
         "iam:role",
         "iam:role-policy",
         "lambda:function",
+        "logs:log-group",
     ]
     assert report["before_cleanup"] == everything
     assert report["after_cleanup"] == nothing
@@ -356,3 +358,92 @@ def test_cleanup_removes_iam_lambda_and_api_gateway_resources_also_after_a_failu
     assert report["already_gone_problems"] == []
     assert report["after_already_gone"] == nothing
     assert report["after_keep"] == everything
+
+
+# --- every workflow on the aws target against moto: creation, cleanup, failures, Ctrl-C, quotas -----
+
+
+def _moto_run(workflow: str, tmp_path: Path) -> dict:
+    """tests/moto_aws.py in its own process (mock_aws replaces moto's global state)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "MPLBACKEND": "Agg",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "moto_aws.py"), workflow, str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return json.loads(result.stdout.split("REPORT ", 1)[1])
+
+
+#: What each workflow must create on AWS (beyond its uploads), as the tracker sees the calls.
+EXPECTED_CREATIONS = {
+    "boston-high-level": {"CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint"},
+    "boston-low-level": {"CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint"},
+    "boston-tuning-high-level": {"CreateHyperParameterTuningJob", "CreateModel", "CreateTransformJob"},
+    "boston-tuning-low-level": {"CreateHyperParameterTuningJob", "CreateModel", "CreateTransformJob"},
+    "boston-script-mode": {
+        "CreateProcessingJob", "CreateHyperParameterTuningJob", "CreateModel", "CreateEndpointConfig",
+        "CreateEndpoint",
+    },
+    "imdb-web-app": {
+        "CreateTrainingJob", "CreateModel", "CreateTransformJob", "CreateEndpointConfig", "CreateEndpoint",
+        "CreateRole", "PutRolePolicy", "CreateFunction", "CreateRestApi",
+    },
+}  # fmt: skip
+
+
+def test_every_workflow_has_a_run_on_moto():
+    assert sorted(EXPECTED_CREATIONS) == sorted(registry.WORKFLOWS)
+
+
+@pytest.mark.parametrize("workflow", list(EXPECTED_CREATIONS))
+def test_workflow_on_the_aws_target_leaves_nothing_behind_also_after_failures_and_ctrl_c(workflow, tmp_path):
+    """The workflow's real code path (SDK included) against moto's AWS: a clean run, a failure
+    injected at each creating call, Ctrl-C at each (with a second Ctrl-C during cleanup), and a
+    quota of 0; after each, listing the whole account finds nothing the run made."""
+    report = _moto_run(workflow, tmp_path)
+    # --plan with credentials reads the account's quotas (moto has no Price List API: it says so).
+    assert "ml.m5.xlarge for training job usage >= " in report["plan"]
+    assert "(this account: " in report["plan"] and "nothing was created." in report["plan"]
+    assert "the Price List API did not answer" in report["plan"]
+    scenarios = report["scenarios"]
+    clean = scenarios["clean"]
+    assert clean["outcome"] == "completed", clean["outcome"]
+    assert EXPECTED_CREATIONS[workflow] <= set(clean["creating_calls"])
+    assert "PutObject" in clean["creating_calls"]  # the uploads, removed by cleanup too
+    assert any("deleted 1 object(s) of job-outputs" in line for line in clean["cleanup_log"]), clean[
+        "cleanup_log"
+    ]
+    assert any(
+        "log stream(s) of log-streams /aws/sagemaker/TrainingJobs" in line for line in clean["cleanup_log"]
+    )
+    steps = len(clean["creating_calls"])
+    assert sorted(scenarios) == sorted(
+        [
+            "clean",
+            "quota",
+            *(f"fail@{n}" for n in range(1, steps + 1)),
+            *(f"ctrl-c@{n}" for n in range(1, steps + 1)),
+        ]
+    )
+    for label, scenario in scenarios.items():
+        assert scenario["left"] == {}, f"{label}: {scenario['left']} ({scenario['outcome']})"
+        if label.startswith("fail@"):
+            assert scenario["outcome"] == "injected failure", f"{label}: {scenario['outcome']}"
+        if label.startswith("ctrl-c@"):
+            assert scenario["outcome"] == "interrupted", f"{label}: {scenario['outcome']}"
+    # Once something exists, the second Ctrl-C arrives during cleanup and does not stop it.
+    assert all(scenarios[f"ctrl-c@{n}"]["second_ctrl_c_sent"] for n in range(2, steps + 1))
+    quota = scenarios["quota"]
+    assert quota["outcome"].startswith("TargetError: this account's SageMaker quotas would stop the run")
+    short = "endpoint usage" if "CreateEndpoint" in EXPECTED_CREATIONS[workflow] else "training job usage"
+    assert f'ml.m5.xlarge for {short}" is 0, the run needs' in quota["outcome"]
+    assert quota["creating_calls"] == []  # refused before anything was created

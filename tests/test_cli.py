@@ -61,7 +61,9 @@ def test_plan_creates_nothing_even_without_credentials(name, tmp_path):
     )
     assert planned.returncode == 0, planned.stderr
     assert "would create" in planned.stdout and "nothing was created" in planned.stdout
-    assert "ml.m4.xlarge" in planned.stdout
+    assert "1 x ml.m5.xlarge" in planned.stdout  # the default: a current generation
+    assert "ml.m5.xlarge for training job usage >= " in planned.stdout  # the quotas it needs
+    assert "prices and quotas not read: no AWS credentials" in planned.stdout
     assert not (tmp_path / "out").exists()
 
 

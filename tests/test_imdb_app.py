@@ -4,6 +4,7 @@ cleans up everything it made (endpoint, Lambda, role, REST API)."""
 from __future__ import annotations
 
 import pytest
+import requests
 from sklearn.feature_extraction.text import CountVectorizer
 
 from workflows import imdb_web_app, review_text
@@ -13,11 +14,24 @@ pytestmark = pytest.mark.e2e
 
 
 def inventory(client):
+    s3, logs = client("s3"), client("logs")
     return (
         sorted(e["EndpointName"] for e in client("sagemaker").list_endpoints(MaxResults=100)["Endpoints"]),
         sorted(f["FunctionName"] for f in client("lambda").list_functions()["Functions"]),
         sorted(r["RoleName"] for r in client("iam").list_roles()["Roles"]),
         sorted(a["id"] for a in client("apigateway").get_rest_apis()["items"]),
+        sorted(
+            f"{b['Name']}/{o['Key']}"
+            for b in s3.list_buckets()["Buckets"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b["Name"])
+            for o in page.get("Contents", [])
+        ),
+        sorted(
+            f"{g['logGroupName']}/{s['logStreamName']}"
+            for page in logs.get_paginator("describe_log_groups").paginate()
+            for g in page["logGroups"]
+            for s in logs.describe_log_streams(logGroupName=g["logGroupName"])["logStreams"]
+        ),
     )
 
 
@@ -37,7 +51,28 @@ def test_imdb_web_app_runs_and_cleans_up(emulator, client, tmp_path):
         "transform_s",
     }
     assert [p.name for p in result.plots] == ["score-distribution.png"] and result.plots[0].exists()
+    # Nothing left: no endpoint, function, role or API, and neither the uploads, the model
+    # artifacts and transform outputs in S3 nor the log streams of its jobs, endpoint and function.
     assert inventory(client) == before
+
+
+def test_errors_api_gateway_makes_itself_carry_cors_headers(emulator, client):
+    """A browser must see a gateway error (403, 429, 5xx) as that error, not as a CORS failure."""
+    apigateway = client("apigateway")
+    api_id = apigateway.create_rest_api(name="cors-errors")["id"]
+    try:
+        root = next(r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+        imdb_web_app._enable_cors(apigateway, api_id, root)
+        apigateway.create_deployment(restApiId=api_id, stageName="prod")
+        missing = requests.post(
+            emulator.execute_api_url(api_id, "prod") + "/no-such-path", data="x", timeout=10
+        )
+        assert missing.status_code == 403
+        assert missing.json() == {"message": "Missing Authentication Token"}
+        assert missing.headers["Access-Control-Allow-Origin"] == "*"
+        assert missing.headers["Access-Control-Allow-Methods"] == "OPTIONS,POST"
+    finally:
+        apigateway.delete_rest_api(restApiId=api_id)
 
 
 def test_lambda_features_equal_training_features():

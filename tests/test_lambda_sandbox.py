@@ -183,12 +183,13 @@ def test_a_new_function_is_pending_and_invoking_it_then_fails_as_on_aws(lam, req
 # -- the relaxed settings, and reclaiming idle workers -----------------------------------------------
 @pytest.fixture(scope="module")
 def relaxed(tmp_path_factory):
-    """An emulator with every Lambda strictness relaxed and a one-second idle limit."""
+    """An emulator with every Lambda strictness (and IAM's propagation delay) relaxed and a one-second idle limit."""
     config = EmulatorConfig(
         port=0,
         data_dir=tmp_path_factory.mktemp("relaxed"),
         lambda_pending_seconds=0,
         lambda_strict_permissions=False,
+        role_propagation_seconds=0,
         lambda_idle_seconds=1,
     )
     with Emulator(config) as emulator:

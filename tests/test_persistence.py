@@ -72,7 +72,11 @@ class EmulatorProcess:
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             command,
-            env={k: v for k, v in os.environ.items() if k != "SAGELOCAL_DATA_DIR"},
+            # Roles are used right after CreateRole here; IAM's propagation delay is test_strictness's.
+            env={
+                **{k: v for k, v in os.environ.items() if k != "SAGELOCAL_DATA_DIR"},
+                "SAGELOCAL_ROLE_PROPAGATION_SECONDS": "0",
+            },
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
             start_new_session=True,

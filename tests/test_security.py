@@ -731,6 +731,20 @@ def handler(event, context):
 """
 
 
+def _create_function(client, **request) -> None:
+    """CreateFunction with a role made a moment ago: retried while IAM propagates the role, as on
+    AWS (the emulator refuses a brand-new role for a moment, as Lambda does)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client("lambda").create_function(**request)
+            return
+        except client("lambda").exceptions.InvalidParameterValueException as error:
+            if "cannot be assumed" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _function_with_role(client, name: str, statements: list[dict]) -> str:
     import json
 
@@ -742,7 +756,8 @@ def _function_with_role(client, name: str, statements: list[dict]) -> str:
             PolicyName="calls",
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
         )
-    client("lambda").create_function(
+    _create_function(
+        client,
         FunctionName=name,
         Runtime="python3.12",
         Role=role["Arn"],
@@ -818,7 +833,8 @@ def test_gateway_without_permission_gets_500_and_a_log_line(in_process_emulator,
 
     name = f"no-permission-{uuid.uuid4().hex[:6]}"
     client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")
-    client("lambda").create_function(
+    _create_function(
+        client,
         FunctionName=name,
         Runtime="python3.12",
         Role=f"arn:aws:iam::000000000000:role/{name}-role",

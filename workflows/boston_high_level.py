@@ -12,18 +12,22 @@ from pathlib import Path
 from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
 NAME = "boston-high-level"
 SUMMARY = "Boston housing, SageMaker SDK: Estimator.fit, batch transform, deploy, predict"
 PREFIX = "boston-xgboost-HL"
-PLAN = [
-    ("training job", f"1 x {steps.INSTANCE_TYPE}"),
-    ("model", "xgboost " + steps.XGBOOST_VERSION),
-    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE}"),
-]
+
+
+def plan(instance_type: str) -> list[Item]:
+    return [
+        instances("training job", "training", 1, instance_type),
+        Item("model", "xgboost " + steps.XGBOOST_VERSION),
+        instances("transform job", "transform", 1, instance_type),
+        instances("endpoint config + endpoint", "endpoint", 1, instance_type),
+    ]
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
@@ -41,7 +45,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     )
 
     log("deploying an endpoint...")
-    predictor = estimator.deploy(1, steps.INSTANCE_TYPE, serializer=CSVSerializer())
+    predictor = estimator.deploy(1, target.instance_type, serializer=CSVSerializer())
     try:
         endpoint_predictions = boston_data.parse_predictions(predictor.predict(split.X_test.values).decode())
     finally:

@@ -11,20 +11,25 @@ import time
 from pathlib import Path
 
 from workflows import boston, steps
+from workflows.cleanup import delete_endpoint
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import regression_errors
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
 NAME = "boston-low-level"
 SUMMARY = "Boston housing, boto3: create_training_job ... invoke_endpoint"
 PREFIX = "boston-xgboost-LL"
-PLAN = [
-    ("training job", f"1 x {steps.INSTANCE_TYPE}, 5 GB volume"),
-    ("model", "xgboost " + steps.XGBOOST_VERSION),
-    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE}"),
-]
+
+
+def plan(instance_type: str) -> list[Item]:
+    return [
+        instances("training job", "training", 1, instance_type, "5 GB volume"),
+        Item("model", "xgboost " + steps.XGBOOST_VERSION),
+        instances("transform job", "transform", 1, instance_type),
+        instances("endpoint config + endpoint", "endpoint", 1, instance_type),
+    ]
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
@@ -43,7 +48,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         RoleArn=target.role_arn,
         AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
-        ResourceConfig={"InstanceCount": 1, "InstanceType": steps.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+        ResourceConfig={"InstanceCount": 1, "InstanceType": target.instance_type, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 86400},
         HyperParameters={k: str(v) for k, v in boston.HYPERPARAMETERS.items()},
         InputDataConfig=[
@@ -77,7 +82,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         EndpointConfigName=config_name,
         ProductionVariants=[
             {
-                "InstanceType": steps.INSTANCE_TYPE,
+                "InstanceType": target.instance_type,
                 "InitialInstanceCount": 1,
                 "InitialVariantWeight": 1,
                 "ModelName": model_name,
@@ -93,7 +98,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         response = runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="text/csv", Body=payload)
         endpoint_predictions = boston_data.parse_predictions(response["Body"].read().decode())
     finally:
-        sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        # The original deleted at once; SageMaker refuses that while the endpoint is still Creating.
+        delete_endpoint(sagemaker, endpoint_name, target.poll_seconds, target.tracker.wait_seconds)
         sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
         sagemaker.delete_model(ModelName=model_name)
 

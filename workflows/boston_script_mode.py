@@ -20,6 +20,7 @@ import pandas as pd
 from workflows import boston, steps
 from workflows.datasets import boston as boston_data
 from workflows.evaluation import plot_predicted_vs_actual, regression_errors
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
@@ -31,15 +32,22 @@ SKLEARN_VERSION = "1.2-1"
 MAX_JOBS = 6
 MAX_PARALLEL_JOBS = 2
 METRIC = {"Name": "validation:rmse", "Regex": r"validation_rmse=([0-9.]+)"}
-PLAN = [
-    ("processing job", f"sklearn {SKLEARN_VERSION}, 1 x {steps.INSTANCE_TYPE}"),
-    (
-        "tuning job",
-        f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {steps.INSTANCE_TYPE}",
-    ),
-    ("model", f"sklearn {SKLEARN_VERSION} with inference.py"),
-    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE}"),
-]
+
+
+def plan(instance_type: str) -> list[Item]:
+    # Processing jobs have their own quotas ("<type> for processing job usage") as well.
+    return [
+        instances("processing job", "processing", 1, instance_type, f"sklearn {SKLEARN_VERSION}"),
+        instances(
+            "tuning job",
+            "training",
+            MAX_PARALLEL_JOBS,
+            instance_type,
+            f"{MAX_JOBS} training jobs, 1 instance each",
+        ),
+        Item("model", f"sklearn {SKLEARN_VERSION} with inference.py"),
+        instances("endpoint config + endpoint", "endpoint", 1, instance_type),
+    ]
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
@@ -58,7 +66,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     processor = SKLearnProcessor(
         framework_version=SKLEARN_VERSION,
         role=target.role_arn,
-        instance_type=steps.INSTANCE_TYPE,
+        instance_type=target.instance_type,
         instance_count=1,
         base_job_name=f"boston-prep-{stamp}",
         sagemaker_session=session,
@@ -82,7 +90,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         source_dir=str(CODE),
         framework_version=SKLEARN_VERSION,
         role=target.role_arn,
-        instance_type=steps.INSTANCE_TYPE,
+        instance_type=target.instance_type,
         instance_count=1,
         hyperparameters={"n-estimators": 200},
         metric_definitions=[METRIC],
@@ -119,7 +127,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     best = SKLearn.attach(best_job, sagemaker_session=session)
     predictor = best.deploy(
         1,
-        steps.INSTANCE_TYPE,
+        target.instance_type,
         entry_point="inference.py",
         serializer=CSVSerializer(),
         deserializer=JSONDeserializer(),

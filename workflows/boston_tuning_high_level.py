@@ -12,6 +12,7 @@ from pathlib import Path
 
 from workflows import boston, steps
 from workflows.datasets import boston as boston_data
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
@@ -20,14 +21,20 @@ SUMMARY = "Boston housing, SageMaker SDK: HyperparameterTuner (20 jobs, 3 parall
 PREFIX = "boston-xgboost-tuning-HL"
 MAX_JOBS = 20
 MAX_PARALLEL_JOBS = 3
-PLAN = [
-    (
-        "tuning job",
-        f"{MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time, each 1 x {steps.INSTANCE_TYPE}",
-    ),
-    ("model", "xgboost " + steps.XGBOOST_VERSION),
-    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
-]
+
+
+def plan(instance_type: str) -> list[Item]:
+    return [
+        instances(
+            "tuning job",
+            "training",
+            MAX_PARALLEL_JOBS,
+            instance_type,
+            f"{MAX_JOBS} training jobs, 1 instance each",
+        ),
+        Item("model", "xgboost " + steps.XGBOOST_VERSION),
+        instances("transform job", "transform", 1, instance_type),
+    ]
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:

@@ -11,20 +11,32 @@ from pathlib import Path
 
 from workflows import boston, steps
 from workflows.datasets import boston as boston_data
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
 from workflows.target import Target
 
 NAME = "boston-tuning-low-level"
 SUMMARY = "Boston housing, boto3: create_hyper_parameter_tuning_job (Bayesian), best job, transform"
 PREFIX = "boston-xgboost-tuning-LL"
-PLAN = [
-    ("tuning job", f"20 training jobs, 3 at a time, each 1 x {steps.INSTANCE_TYPE}"),
-    ("model", "xgboost " + steps.XGBOOST_VERSION),
-    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
-]
+MAX_JOBS = 20
+MAX_PARALLEL_JOBS = 3
 STATIC = {
     k: str(v) for k, v in boston.HYPERPARAMETERS.items() if k not in ("eta", "max_depth", "min_child_weight")
 }
+
+
+def plan(instance_type: str) -> list[Item]:
+    return [
+        instances(
+            "tuning job",
+            "training",
+            MAX_PARALLEL_JOBS,
+            instance_type,
+            f"{MAX_JOBS} training jobs, 1 instance each",
+        ),
+        Item("model", "xgboost " + steps.XGBOOST_VERSION),
+        instances("transform job", "transform", 1, instance_type),
+    ]
 
 
 def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
@@ -41,7 +53,10 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         HyperParameterTuningJobConfig={
             "Strategy": "Bayesian",
             "HyperParameterTuningJobObjective": {"MetricName": "validation:rmse", "Type": "Minimize"},
-            "ResourceLimits": {"MaxNumberOfTrainingJobs": 20, "MaxParallelTrainingJobs": 3},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": MAX_JOBS,
+                "MaxParallelTrainingJobs": MAX_PARALLEL_JOBS,
+            },
             "ParameterRanges": {
                 "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5"}],
                 "IntegerParameterRanges": [
@@ -54,7 +69,7 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
             "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": target.role_arn,
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{PREFIX}/output"},
-            "ResourceConfig": {"InstanceCount": 1, "InstanceType": steps.INSTANCE_TYPE, "VolumeSizeInGB": 5},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": target.instance_type, "VolumeSizeInGB": 5},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
             "StaticHyperParameters": STATIC,
             "InputDataConfig": [

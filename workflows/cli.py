@@ -11,7 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from workflows import plan as plans
 from workflows import registry
+from workflows.cleanup import LeftBehind
 from workflows.target import (
     ENDPOINT_ENV,
     TARGET_ENV,
@@ -74,7 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="where plots and data go (default: %(default)s)"
     )
-    run.add_argument("--keep", action="store_true", help="do not remove the created resources at the end")
+    run.add_argument(
+        "--instance-type",
+        help=f"SageMaker instance type for training, transform and endpoints (default: {plans.DEFAULT_INSTANCE_TYPE}; "
+        "same as $SAGELOCAL_INSTANCE_TYPE)",
+    )
+    run.add_argument(
+        "--keep",
+        action="store_true",
+        help="do not remove the created resources at the end (on AWS an endpoint bills until you delete it)",
+    )
     run.add_argument("--plan", action="store_true", help="print what the run would create, create nothing")
 
     up = commands.add_parser(
@@ -196,7 +207,8 @@ def _parser() -> argparse.ArgumentParser:
 def run_workflow(name: str, settings: TargetSettings, output: Path) -> tuple[registry.WorkflowResult, float]:
     module = registry.load(name)
     started = time.perf_counter()
-    with open_target(settings) as target:
+    items = module.plan(settings.instance_type or plans.DEFAULT_INSTANCE_TYPE)
+    with open_target(settings, plan=items) as target:
         print(f"== {name}: {module.SUMMARY} (target {target.name})")
         result = module.run(target, output / name)
     return result, time.perf_counter() - started
@@ -271,17 +283,68 @@ def _build_images(args) -> int:
 
 
 def _plan(name: str, settings: TargetSettings) -> int:
+    """What the run would create; on AWS also the price per hour and the quotas it needs, read
+    from the account where credentials allow (read-only calls: nothing is created)."""
     module = registry.load(name)
-    where = (
-        "the local emulator" if settings.name == "local" else f"AWS ({settings.region or 'region not set'})"
-    )
+    instance_type = settings.instance_type or plans.DEFAULT_INSTANCE_TYPE
+    items = module.plan(instance_type)
+    aws = settings.name == "aws"
+    where = f"AWS ({settings.region or 'region not set'})" if aws else "the local emulator"
     print(
-        f"{name} on {where} would create (and remove at the end{'' if not settings.keep else ', unless --keep'}):"
+        f"{name} on {where} would create (and remove at the end{', unless --keep' if settings.keep else ''}):"
     )
-    for kind, detail in module.PLAN:
-        print(f"  - {kind}: {detail}")
+    session, why_not = _plan_session(settings) if aws else (None, None)
+    prices: dict[str, float] = {}
+    if session is not None:
+        try:
+            prices = plans.hourly_prices(session, settings.region, instance_type)
+        except Exception as error:  # the plan still prints without prices
+            why_not = f"the Price List API did not answer ({type(error).__name__}: {error})"
+    for item in items:
+        cost = ""
+        if aws and item.usage:
+            price = prices.get(item.usage)
+            cost = (
+                f"  ~${price * item.instances:.3f}/hour while it runs"
+                if price is not None
+                else "  billed per instance-hour (price: https://aws.amazon.com/sagemaker/pricing/)"
+            )
+        print(f"  - {item.kind}: {item.detail}{cost}")
+    print(
+        f"  - S3 objects: the data it uploads and what its jobs write (in {settings.bucket or 'the default bucket'})"
+    )
+    print("  - CloudWatch Logs: its jobs' log streams, its endpoint's and function's log groups")
+    needs = plans.needed_quotas(items)
+    if aws and needs:
+        print("SageMaker quotas it needs (Service Quotas, per account and region):")
+        values: dict[str, float] = {}
+        if session is not None:
+            try:
+                values = plans.sagemaker_quotas(session, set(needs))
+            except plans.QuotaUnavailable as error:
+                why_not = f"Service Quotas did not answer ({error})"
+        for quota, count in sorted(needs.items()):
+            have = f" (this account: {values[quota]:g})" if quota in values else ""
+            print(f"  - {quota} >= {count}{have}")
+        problems = plans.quota_problems(needs, values) if values else []
+        for problem in problems:
+            print(f"  ! {problem}: request an increase at {plans.QUOTA_INCREASE_URL}")
+    if why_not:
+        print(f"(prices and quotas not read: {why_not})")
     print("nothing was created.")
     return 0
+
+
+def _plan_session(settings: TargetSettings):
+    """A session for the plan's read-only look-ups, or (None, why not)."""
+    import boto3
+
+    if not settings.region:
+        return None, "no region"
+    session = boto3.Session(region_name=settings.region)
+    if session.get_credentials() is None:
+        return None, "no AWS credentials"
+    return session, None
 
 
 def _up(args) -> int:
@@ -380,7 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         return _build_images(args)
     try:
         settings = TargetSettings.from_environment(
-            name=args.target, region=args.region, role_arn=args.role_arn, bucket=args.bucket, keep=args.keep
+            name=args.target,
+            region=args.region,
+            role_arn=args.role_arn,
+            bucket=args.bucket,
+            keep=args.keep,
+            instance_type=args.instance_type,
         )
         if args.plan:
             return _plan(args.workflow, settings)
@@ -388,11 +456,26 @@ def main(argv: list[str] | None = None) -> int:
     except TargetError as error:
         print(f"sagelocal: {error}", file=sys.stderr)
         return 2
+    except LeftBehind as error:
+        _report_left_behind(error)
+        return 3
     except KeyboardInterrupt:
-        print("sagelocal: interrupted; created resources were cleaned up", file=sys.stderr)
+        print("sagelocal: interrupted; the resources it had created were removed", file=sys.stderr)
         return 130
     _print_result(result, seconds)
     return 0
+
+
+def _report_left_behind(error: LeftBehind) -> None:
+    lines = [
+        "",
+        "sagelocal: CLEANUP INCOMPLETE: these resources were left behind and may still cost money:",
+        *(f"  - {problem}" for problem in error.problems),
+        "Remove them in the AWS console or with the AWS CLI.",
+    ]
+    print("\n".join(lines), file=sys.stderr)
+    if error.__context__ is not None and not isinstance(error.__context__, KeyboardInterrupt):
+        print(f"(the run itself had failed first: {error.__context__})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ import numpy as np
 from workflows import lambda_package, review_text, steps
 from workflows.datasets import imdb
 from workflows.evaluation import plot_score_distribution
+from workflows.plan import Item, instances
 from workflows.registry import WorkflowResult
+from workflows.retry import with_backoff
 from workflows.target import Target
 
 NAME = "imdb-web-app"
@@ -50,15 +52,35 @@ FUNCTION_NAME = "sentiment-analysis"
 ROLE_NAME = "sentiment-analysis-lambda-role"
 STAGE = "prod"
 SEED = 2011
-PLAN = [
-    ("training job", f"1 x {steps.INSTANCE_TYPE}"),
-    ("model", "xgboost " + steps.XGBOOST_VERSION),
-    ("transform job", f"1 x {steps.INSTANCE_TYPE}"),
-    ("endpoint config + endpoint", f"1 x {steps.INSTANCE_TYPE} (private: signed requests only)"),
-    ("IAM role", f"{ROLE_NAME}-<timestamp> (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
-    ("Lambda function", f"{FUNCTION_NAME}-<timestamp> ({lambda_package.RUNTIME})"),
-    ("REST API", f"POST / (Lambda proxy) + OPTIONS (CORS), stage {STAGE}"),
-]
+#: The public stage's throttle: a kept (--keep) public API cannot run up the bill unbounded.
+THROTTLE_RATE, THROTTLE_BURST = 10, 20
+#: How long to retry what AWS makes consistent only after a while (role, permission, deployment).
+PROPAGATION_SECONDS = 120
+#: Locally only the emulator's own delays (a new role, a Pending function) need waiting out.
+LOCAL_PROPAGATION_SECONDS = 15
+
+
+def plan(instance_type: str) -> list[Item]:
+    return [
+        instances("training job", "training", 1, instance_type),
+        Item("model", "xgboost " + steps.XGBOOST_VERSION),
+        instances("transform job", "transform", 1, instance_type),
+        instances(
+            "endpoint config + endpoint", "endpoint", 1, instance_type, "private: signed requests only"
+        ),
+        Item("IAM role", f"{ROLE_NAME}-<timestamp> (Lambda; sagemaker:InvokeEndpoint on the endpoint)"),
+        Item(
+            "Lambda function",
+            f"{FUNCTION_NAME}-<timestamp> ({lambda_package.RUNTIME}, {lambda_package.ARCHITECTURE}; per request)",
+        ),
+        Item(
+            "REST API",
+            f"POST / (Lambda proxy) + OPTIONS (CORS), stage {STAGE}, "
+            f"throttled to {THROTTLE_RATE} requests/s (per request)",
+        ),
+    ]
+
+
 SAMPLE_REVIEWS = {
     "positive": "This movie was a wonderful, moving experience. The acting was brilliant and I loved every minute.",
     "negative": "A dull, boring mess. The plot made no sense, the acting was awful and I wanted my money back.",
@@ -157,7 +179,7 @@ def train_and_deploy(target: Target, data: Prepared, log=print):
     data.timings["transform_s"] = time.perf_counter() - started
 
     log("deploying the private endpoint...")
-    predictor = estimator.deploy(1, steps.INSTANCE_TYPE)
+    predictor = estimator.deploy(1, target.instance_type)
     return estimator, predictor, accuracy
 
 
@@ -170,8 +192,7 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
     )
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{int(time.time() * 1000) % 1000:03d}"
     function_name, role_name = f"{FUNCTION_NAME}-{stamp}", f"{ROLE_NAME}-{stamp}"
-    account = target.client("sts").get_caller_identity()["Account"]
-    endpoint_arn = f"arn:aws:sagemaker:{target.region}:{account}:endpoint/{endpoint_name.lower()}"
+    endpoint_arn = target.arn("sagemaker", f"endpoint/{endpoint_name.lower()}")
     role_arn = iam.create_role(
         RoleName=role_name,
         AssumeRolePolicyDocument=json.dumps(
@@ -199,18 +220,23 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
                     {
                         "Effect": "Allow",
                         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Resource": f"arn:aws:logs:{target.region}:{account}:log-group:/aws/lambda/{function_name}:*",
+                        "Resource": target.arn("logs", f"log-group:/aws/lambda/{function_name}:*"),
                     },
                 ],
             }
         ),
     )
     log(f"Lambda function {function_name} (package of the function, review_text and the vocabulary)...")
-    function_arn = _create_function(
-        lambda_client, function_name, role_arn, endpoint_name, lambda_package.build(vocabulary)
+    package = lambda_package.build(vocabulary)
+    function_arn = with_backoff(
+        lambda: _create_function(lambda_client, function_name, role_arn, endpoint_name, package),
+        retry_if=lambda outcome: "cannot be assumed" in str(outcome),
+        **_propagation(target, log, "the new role"),
     )
     # A new function is Pending for a moment; invoking it meanwhile fails (on AWS and locally).
-    lambda_client.get_waiter("function_active_v2").wait(FunctionName=function_name)
+    lambda_client.get_waiter("function_active_v2").wait(
+        FunctionName=function_name, WaiterConfig=_waiter_config(target)
+    )
 
     api_id = apigateway.create_rest_api(
         name=f"sentiment-analysis-api-{stamp}", endpointConfiguration={"types": ["REGIONAL"]}
@@ -223,7 +249,9 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         httpMethod="POST",
         type="AWS_PROXY",
         integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:{target.region}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+        uri=target.arn(
+            "apigateway", f"path/2015-03-31/functions/{function_arn}/invocations", account="lambda"
+        ),
     )
     _enable_cors(apigateway, api_id, root)
     lambda_client.add_permission(
@@ -231,40 +259,67 @@ def publish(target: Target, endpoint_name: str, vocabulary: dict[str, int], log=
         StatementId="api-gateway-invoke",
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
-        SourceArn=f"arn:aws:execute-api:{target.region}:{account}:{api_id}/*/POST/",
+        SourceArn=target.arn("execute-api", f"{api_id}/*/POST/"),
     )
     apigateway.create_deployment(restApiId=api_id, stageName=STAGE)
+    apigateway.update_stage(
+        restApiId=api_id,
+        stageName=STAGE,
+        patchOperations=[
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": str(THROTTLE_RATE)},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(THROTTLE_BURST)},
+        ],
+    )
     return SentimentApp(target.execute_api_url(api_id, STAGE), api_id, endpoint_name, function_name)
 
 
+def _propagation(target: Target, log, what: str) -> dict:
+    """Backoff settings for waiting on AWS's eventual consistency: start at 1 s on AWS, faster locally."""
+    return {
+        "first_delay": min(target.poll_seconds, 1.0),
+        "give_up_after": PROPAGATION_SECONDS if target.name == "aws" else LOCAL_PROPAGATION_SECONDS,
+        "log": log,
+        "what": what,
+    }
+
+
+def _waiter_config(target: Target) -> dict:
+    delay = min(target.poll_seconds, 1.0)  # boto3's own delay for this waiter on AWS; faster locally
+    return {"Delay": delay, "MaxAttempts": int(PROPAGATION_SECONDS / delay) + 1}
+
+
 def _create_function(lambda_client, name: str, role_arn: str, endpoint_name: str, package: bytes) -> str:
-    # A new role takes a few seconds to become assumable on AWS; retry only that error.
-    for attempt in range(10):
-        try:
-            return lambda_client.create_function(
-                FunctionName=name,
-                Runtime=lambda_package.RUNTIME,
-                Role=role_arn,
-                Handler=lambda_package.HANDLER,
-                Code={"ZipFile": package},
-                Timeout=30,
-                MemorySize=512,
-                Environment={"Variables": {"ENDPOINT_NAME": endpoint_name}},
-            )["FunctionArn"]
-        except lambda_client.exceptions.InvalidParameterValueException as error:
-            if "cannot be assumed" not in str(error) or attempt == 9:
-                raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
+    return lambda_client.create_function(
+        FunctionName=name,
+        Runtime=lambda_package.RUNTIME,
+        Architectures=[lambda_package.ARCHITECTURE],
+        Role=role_arn,
+        Handler=lambda_package.HANDLER,
+        Code={"ZipFile": package},
+        Timeout=30,
+        MemorySize=512,
+        Environment={"Variables": {"ENDPOINT_NAME": endpoint_name}},
+    )["FunctionArn"]
+
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Headers": "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'",
+    "Access-Control-Allow-Methods": "'OPTIONS,POST'",
+    "Access-Control-Allow-Origin": "'*'",
+}
 
 
 def _enable_cors(apigateway, api_id: str, resource_id: str) -> None:
-    """The console's "Enable CORS": an OPTIONS method answered by a MOCK integration."""
-    headers = {
-        "Access-Control-Allow-Headers": "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'",
-        "Access-Control-Allow-Methods": "'OPTIONS,POST'",
-        "Access-Control-Allow-Origin": "'*'",
-    }
+    """The console's "Enable CORS": an OPTIONS method answered by a MOCK integration, and CORS
+    headers on the errors API Gateway makes itself (DEFAULT_4XX / DEFAULT_5XX), so that a browser
+    sees a throttled or failed call as that error, not as an opaque CORS failure."""
+    headers = CORS_HEADERS
+    for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        apigateway.put_gateway_response(
+            restApiId=api_id,
+            responseType=response_type,
+            responseParameters={f"gatewayresponse.header.{name}": value for name, value in headers.items()},
+        )
     apigateway.put_method(
         restApiId=api_id, resourceId=resource_id, httpMethod="OPTIONS", authorizationType="NONE"
     )
@@ -330,7 +385,14 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     log(f"public API: {app.api_url}")
     verdicts = {}
     for expected, review in SAMPLE_REVIEWS.items():
-        status, body, score = ask_public_api(app.api_url, review)
+        # A new deployment and Lambda permission may answer 5xx at first on AWS: retry those.
+        status, body, score = with_backoff(
+            lambda review=review: ask_public_api(app.api_url, review),
+            retry_if=lambda outcome: (
+                isinstance(outcome, OSError) if isinstance(outcome, Exception) else outcome[0] in (500, 503)
+            ),
+            **_propagation(target, log, "the public API"),
+        )
         if status != 200:
             raise RuntimeError(f"the public API answered {status}: {body}")
         verdicts[expected] = (body, score)

@@ -7,7 +7,6 @@ SDK v1 names are replaced by today's: ``get_image_uri`` -> ``image_uris.retrieve
 from __future__ import annotations
 
 XGBOOST_VERSION = "1.7-1"
-INSTANCE_TYPE = "ml.m4.xlarge"
 
 
 def xgboost_image(region: str) -> str:
@@ -40,14 +39,14 @@ def csv_channel(name: str, uri: str) -> dict:
 
 
 def estimator(target, prefix: str, hyperparameters: dict):
-    """The SDK Estimator of the original notebooks: built-in XGBoost, 1 x ml.m4.xlarge."""
+    """The SDK Estimator of the original notebooks: built-in XGBoost, 1 instance of the target's type."""
     from sagemaker.estimator import Estimator
 
     built = Estimator(
         xgboost_image(target.region),
         target.role_arn,
         instance_count=1,
-        instance_type=INSTANCE_TYPE,
+        instance_type=target.instance_type,
         output_path=f"s3://{target.bucket}/{prefix}/output",
         sagemaker_session=target.sagemaker_session,
     )
@@ -63,7 +62,7 @@ def training_inputs(locations: dict[str, str]) -> dict:
 
 def sdk_batch_transform(target, fitted_estimator, test_location: str) -> str:
     """Transformer of a fitted (or attached) estimator over the test CSV, line by line; the output text."""
-    transformer = fitted_estimator.transformer(1, INSTANCE_TYPE)
+    transformer = fitted_estimator.transformer(1, target.instance_type)
     transformer.transform(test_location, content_type="text/csv", split_type="Line")
     transformer.wait()
     return read_s3_text(target, f"{transformer.output_path}/test.csv.out")
@@ -83,7 +82,7 @@ def boto3_batch_transform(target, name: str, model_name: str, test_location: str
             "SplitType": "Line",
         },
         TransformOutput={"S3OutputPath": output_uri},
-        TransformResources={"InstanceType": INSTANCE_TYPE, "InstanceCount": 1},
+        TransformResources={"InstanceType": target.instance_type, "InstanceCount": 1},
     )
     target.sagemaker_session.wait_for_transform_job(name)
     return read_s3_text(target, f"{output_uri.rstrip('/')}/test.csv.out")

@@ -3,8 +3,10 @@
 Workflow code receives a :class:`Target` and builds nothing itself. ``local`` (the default) starts
 an embedded emulator, or attaches to a running one, and points every SDK at it through the
 standard ``AWS_ENDPOINT_URL`` configuration with throwaway credentials. ``aws`` uses the normal
-credential chain and refuses to start without a role ARN and a region. The ``--target`` flag and
-the ``SAGELOCAL_TARGET`` environment variable are one setting.
+credential chain and refuses to start without a role ARN and a region; before anything billable
+exists it checks the account's SageMaker quotas, and without ``--bucket`` it lets the SDK's own
+``default_bucket()`` create and owner-check the bucket. The ``--target`` flag and the
+``SAGELOCAL_TARGET`` environment variable are one setting.
 
 The SageMaker SDK's traps are handled here. For the local target: ``default_bucket()`` would
 call the real regional STS endpoint (so the bucket is passed in), ``fit()`` sends telemetry to a
@@ -19,15 +21,19 @@ and the pytest plugin use the same environment and SDK defaults for programs the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import boto3
 
+from workflows import plan as plans
 from workflows import sdk_hooks
-from workflows.cleanup import ResourceTracker
+from workflows.cleanup import LeftBehind, ResourceTracker
 
 TARGET_ENV = "SAGELOCAL_TARGET"
 TARGETS = ("local", "aws")
@@ -35,6 +41,7 @@ TARGETS = ("local", "aws")
 ENDPOINT_ENV = "SAGELOCAL_ENDPOINT"
 ROLE_ENV = "SAGELOCAL_ROLE_ARN"
 BUCKET_ENV = "SAGELOCAL_BUCKET"
+INSTANCE_TYPE_ENV = "SAGELOCAL_INSTANCE_TYPE"
 TELEMETRY_OPT_OUT = {
     "SchemaVersion": "1.0",
     "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
@@ -50,6 +57,11 @@ def quiet_sdk() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: How often cleanup and waits re-read a state, and the most they wait for one resource.
+LOCAL_POLL_SECONDS, LOCAL_WAIT_SECONDS = 0.05, 120.0
+AWS_POLL_SECONDS = 15.0
+
+
 class TargetError(RuntimeError):
     """The target cannot be used as configured; raised before anything is created."""
 
@@ -62,6 +74,7 @@ class TargetSettings:
     bucket: str | None = None
     endpoint_url: str | None = None
     keep: bool = False
+    instance_type: str | None = None
 
     @classmethod
     def from_environment(cls, **overrides) -> TargetSettings:
@@ -81,13 +94,15 @@ class TargetSettings:
             role_arn=given.pop("role_arn", None) or os.environ.get(ROLE_ENV),
             bucket=given.pop("bucket", None) or os.environ.get(BUCKET_ENV),
             endpoint_url=given.pop("endpoint_url", None) or os.environ.get(ENDPOINT_ENV),
+            instance_type=given.pop("instance_type", None) or os.environ.get(INSTANCE_TYPE_ENV),
             **given,
         )
 
 
 @dataclass
 class Target:
-    """What a workflow needs: sessions for boto3 and the SageMaker SDK, a role, a bucket."""
+    """What a workflow needs: sessions for boto3 and the SageMaker SDK, a role, a bucket, the
+    instance type, and the partition's names (``arn:aws-cn:...``, ``amazonaws.com.cn`` in China)."""
 
     name: str
     region: str
@@ -96,7 +111,11 @@ class Target:
     boto_session: boto3.Session
     sagemaker_session: object  # sagemaker.Session; imported lazily, the SDK is slow to import
     tracker: ResourceTracker
+    ctrl_c: CtrlC
     endpoint_url: str | None = None
+    instance_type: str = plans.DEFAULT_INSTANCE_TYPE
+    #: Seconds between status checks while a workflow waits (AWS: its own pace; local: fast).
+    poll_seconds: float = AWS_POLL_SECONDS
     _clients: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -115,13 +134,34 @@ class Target:
             self._clients[service] = self.boto_session.client(service)
         return self._clients[service]
 
+    @functools.cached_property
+    def partition(self) -> str:
+        return self.boto_session.get_partition_for_region(self.region)
+
+    @functools.cached_property
+    def dns_suffix(self) -> str:
+        resolver = self.boto_session._session._get_internal_component("endpoint_resolver")
+        return resolver.get_partition_dns_suffix(self.partition)
+
+    @functools.cached_property
+    def account(self) -> str:
+        return self.client("sts").get_caller_identity()["Account"]
+
+    def arn(
+        self, service: str, resource: str, *, region: str | None = None, account: str | None = None
+    ) -> str:
+        """An ARN in this target's partition; ``region``/``account`` default to the target's."""
+        region = self.region if region is None else region
+        account = self.account if account is None else account
+        return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
+
     def execute_api_url(self, api_id: str, stage: str) -> str:
         """The public URL of a deployed REST API stage's root resource."""
         if self.endpoint_url:
             from emulation.apigateway import execute_api_url
 
             return execute_api_url(self.endpoint_url, api_id, stage) + "/"
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{stage}/"
+        return f"https://{api_id}.execute-api.{self.region}.{self.dns_suffix}/{stage}/"
 
 
 def local_environment(url: str, config, region: str) -> dict[str, str | None]:
@@ -179,7 +219,9 @@ def temporary_environment(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _sagemaker_session(boto_session: boto3.Session, bucket: str):
+def _sagemaker_session(boto_session: boto3.Session, bucket: str | None):
+    """The SDK's session. Build it only after the tracker is attached to ``boto_session``: its
+    clients are made here and copy the session's event handlers as they are now."""
     import sagemaker
     import sagemaker.utils
 
@@ -190,21 +232,84 @@ def _sagemaker_session(boto_session: boto3.Session, bucket: str):
 
 
 @contextlib.contextmanager
-def open_target(settings: TargetSettings, log=print) -> Iterator[Target]:
-    """Yield a ready Target; on exit remove every resource the run created (unless ``keep``)."""
+def open_target(
+    settings: TargetSettings, log=print, plan: list[plans.Item] | None = None
+) -> Iterator[Target]:
+    """Yield a ready Target; on exit remove every resource the run created (unless ``keep``).
+
+    ``plan`` (what the workflow will create) lets the aws target check the account's quotas before
+    anything billable exists. Whatever cleanup cannot remove raises :class:`LeftBehind`.
+    """
     opener = _open_local if settings.name == "local" else _open_aws
-    with opener(settings, log) as target:
+    with opener(settings, log, plan or []) as target:
         try:
-            yield target
+            with target.ctrl_c.honoured():
+                yield target
         finally:
             if settings.keep:
-                log(f"--keep: leaving {len(target.tracker.created)} resource(s) in place")
+                _warn_kept(target, log)
             else:
-                target.tracker.cleanup(log)
+                problems = target.tracker.cleanup(log)
+                if problems:
+                    raise LeftBehind(problems)
+
+
+class CtrlC:
+    """Ctrl-C stops the run even where the SDK swallows it.
+
+    The SDK's telemetry wrapper (around ``fit``, ``deploy``, ``transform``...) returns from a
+    ``finally`` block, which discards a KeyboardInterrupt raised inside: ``fit()`` would return as
+    if training had finished. So during the run a Ctrl-C is remembered and raised again at the
+    next AWS call. Attached to the session before any client exists (clients copy its handlers).
+    """
+
+    def __init__(self, boto_session: boto3.Session):
+        self.pending = threading.Event()
+        boto_session.events.register_first("before-call", self._raise_again)
+
+    def _raise_again(self, **kwargs) -> None:
+        if self.pending.is_set():
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def honoured(self) -> Iterator[None]:
+        """While the run lasts (main thread only: signal handlers live there)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_ctrl_c(signum, frame):
+            self.pending.set()
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self.pending.clear()  # cleanup's own calls go through
+
+
+def _warn_kept(target: Target, log) -> None:
+    kept = target.tracker.created
+    if target.name == "local":
+        log(f"--keep: leaving {len(kept)} resource(s) in place")
+        return
+    log(f"--keep: leaving {len(kept)} resource(s) in place; remove them yourself when done:")
+    for resource in kept:
+        log(f"  - {resource}")
+    endpoints = [r.name for r in kept if r.kind == "endpoint"]
+    if endpoints:
+        log(
+            f"  WARNING: endpoint(s) {', '.join(endpoints)} bill every hour they exist "
+            f"({target.instance_type}; `sagelocal run ... --plan` shows the price)."
+        )
+    if any(r.kind == "rest-api" for r in kept):
+        log("  WARNING: the REST API stage is public: anyone with its URL can call it (throttled per stage).")
 
 
 @contextlib.contextmanager
-def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
+def _open_local(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator[Target]:
     from emulation.child import EmulatorProcess
     from emulation.config import EmulatorConfig
 
@@ -221,7 +326,11 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
         stack.enter_context(temporary_environment(**local_environment(url, config, region)))
         stack.enter_context(sdk_hooks.SdkAdjustments(virtual_clock=True))
         boto_session = boto3.Session(region_name=region)
-        tracker = ResourceTracker(boto_session)  # before any client exists: clients copy the handlers
+        # Before any client exists: clients copy the session's handlers.
+        ctrl_c = CtrlC(boto_session)
+        tracker = ResourceTracker(
+            boto_session, poll_seconds=LOCAL_POLL_SECONDS, wait_seconds=LOCAL_WAIT_SECONDS
+        )
         bucket = settings.bucket or default_bucket_name(region, config.account_id)
         # The SDK's import (seconds) before the first call: a starting emulator imports meanwhile.
         target = Target(
@@ -232,7 +341,10 @@ def _open_local(settings: TargetSettings, log) -> Iterator[Target]:
             boto_session=boto_session,
             sagemaker_session=_sagemaker_session(boto_session, bucket),
             tracker=tracker,
+            ctrl_c=ctrl_c,
             endpoint_url=url,
+            instance_type=settings.instance_type or plans.DEFAULT_INSTANCE_TYPE,
+            poll_seconds=LOCAL_POLL_SECONDS,
         )
         s3 = target.client("s3")
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -257,7 +369,7 @@ def aws_session(region: str | None) -> boto3.Session:
 
 
 @contextlib.contextmanager
-def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
+def _open_aws(settings: TargetSettings, log, plan: list[plans.Item]) -> Iterator[Target]:
     missing = [what for what, value in (("--region (or AWS_REGION)", settings.region),
                                         (f"--role-arn (or {ROLE_ENV})", settings.role_arn)) if not value]  # fmt: skip
     if missing:
@@ -273,18 +385,46 @@ def _open_aws(settings: TargetSettings, log) -> Iterator[Target]:
             "no AWS credentials found: configure them the usual way (aws configure, AWS_PROFILE, "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role)"
         )
-    bucket = settings.bucket
-    if bucket is None:
-        account = boto_session.client("sts").get_caller_identity()["Account"]
-        bucket = default_bucket_name(settings.region, account)
-    log(f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}")
-    tracker = ResourceTracker(boto_session)  # before the SDK's clients: clients copy the handlers
+    instance_type = settings.instance_type or plans.DEFAULT_INSTANCE_TYPE
+    # The tracker first: every client made after this (the SDK's included) reports what it creates.
+    ctrl_c, tracker = CtrlC(boto_session), ResourceTracker(boto_session)
+    _require_quotas(boto_session, plan, log)
+    # Without --bucket the SDK's own default_bucket() makes sagemaker-<region>-<account> if needed
+    # and checks that this account owns it (a bucket of that name may belong to someone else).
+    sagemaker_session = _sagemaker_session(boto_session, settings.bucket)
+    bucket = settings.bucket or sagemaker_session.default_bucket()
+    log(
+        f"target aws: region {settings.region}, role {settings.role_arn}, bucket {bucket}, "
+        f"instances {instance_type}"
+    )
     yield Target(
         name="aws",
         region=settings.region,
         role_arn=settings.role_arn,
         bucket=bucket,
         boto_session=boto_session,
-        sagemaker_session=_sagemaker_session(boto_session, bucket),
+        sagemaker_session=sagemaker_session,
         tracker=tracker,
+        ctrl_c=ctrl_c,
+        instance_type=instance_type,
+        poll_seconds=AWS_POLL_SECONDS,
     )
+
+
+def _require_quotas(boto_session: boto3.Session, plan: list[plans.Item], log) -> None:
+    """Refuse a run the account's SageMaker quotas would stop halfway (after paying for the start)."""
+    needs = plans.needed_quotas(plan)
+    if not needs:
+        return
+    try:
+        values = plans.sagemaker_quotas(boto_session, set(needs))
+    except plans.QuotaUnavailable as error:
+        log(f"WARNING: could not read the SageMaker quotas from Service Quotas ({error}); going on unchecked")
+        return
+    problems = plans.quota_problems(needs, values)
+    if problems:
+        raise TargetError(
+            "this account's SageMaker quotas would stop the run: "
+            + "; ".join(problems)
+            + f". Pick another --instance-type or request an increase: {plans.QUOTA_INCREASE_URL}"
+        )

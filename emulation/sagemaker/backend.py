@@ -15,6 +15,7 @@ from typing import Any
 
 from emulation.config import EmulatorConfig
 from emulation.containers import images
+from emulation.iam import RolePropagation
 from emulation.moto_bridge import MotoServices, S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import Runner
@@ -66,6 +67,7 @@ class SageMakerBackend:
         self.processing_jobs: dict[str, ProcessingRun] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
         self.registry = ModelRegistry(self)
+        self.roles = RolePropagation.from_config(config)
 
     @property
     def region(self) -> str:
@@ -190,6 +192,8 @@ class SageMakerBackend:
     ) -> TrainingRun:
         name = request["TrainingJobName"]
         arn = self.arn("training-job", name)
+        if tuning_job_arn is None:  # a tuning job's children use the role checked at its creation
+            self.roles.require_for_sagemaker(request["RoleArn"])
         algorithm = request["AlgorithmSpecification"]
         self.check_max_runtime(request.get("StoppingCondition"), "stoppingCondition")
         if "TrainingImage" not in algorithm:
@@ -248,6 +252,7 @@ class SageMakerBackend:
         ]
         for container in containers:
             self.resolve_image(container.get("Image", ""))
+        self.roles.require_for_sagemaker(request.get("ExecutionRoleArn"))
         with self.lock:
             if name in self.models:
                 raise already_exists("model", arn)
@@ -358,6 +363,11 @@ class SageMakerBackend:
 
     def delete_endpoint(self, name: str) -> None:
         host = self.endpoint(name)
+        if self.config.refuse_deleting_endpoints_in_progress and host.describe()["EndpointStatus"] in (
+            "Creating",
+            "Updating",
+        ):
+            raise ValidationError(f'Cannot update in-progress endpoint "{host.arn}".')
         host.delete()
         with self.lock:
             self.endpoints.pop(name, None)
@@ -404,6 +414,7 @@ class SageMakerBackend:
     def create_processing_job(self, request: dict[str, Any]) -> ProcessingRun:
         name = request["ProcessingJobName"]
         arn = self.arn("processing-job", name)
+        self.roles.require_for_sagemaker(request["RoleArn"])
         image = self.resolve_image(request["AppSpecification"]["ImageUri"])
         validate_request(request)
         for item in request.get("ProcessingInputs", []):
@@ -435,6 +446,7 @@ class SageMakerBackend:
             raise ValidationError(
                 "TrainingJobDefinition is required (TrainingJobDefinitions is not supported locally)."
             )
+        self.roles.require_for_sagemaker(definition["RoleArn"])
         self.resolve_image(definition["AlgorithmSpecification"].get("TrainingImage", ""))
         validate_config(request["HyperParameterTuningJobConfig"], definition)
         self.check_max_runtime(definition.get("StoppingCondition"), "trainingJobDefinition.stoppingCondition")
