@@ -54,6 +54,7 @@ class EmulatorProcess:
         environment = {
             **os.environ,
             "SAGELOCAL_DATA_DIR": str(data_dir),
+            "SAGELOCAL_ROLE_PROPAGATION_SECONDS": "0",  # the load, not IAM's propagation delay, is measured here
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
         }
         self.popen = subprocess.Popen(

@@ -123,6 +123,7 @@ class EmulatorProcess:
         environment = {
             **os.environ,
             "SAGELOCAL_DATA_DIR": str(data_dir),
+            "SAGELOCAL_ROLE_PROPAGATION_SECONDS": "0",  # a role is used right after CreateRole; the delay is test_strictness's
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
         }
         self.launcher = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
@@ -578,7 +579,8 @@ def test_endpoints_count_against_the_configured_quota(limited):
     _wait(lambda: sagemaker.describe_endpoint(EndpointName="fits"), "EndpointStatus", ("InService",))
     sagemaker.delete_endpoint(EndpointName="fits")  # frees its instances
     sagemaker.create_endpoint(EndpointName="one-more", EndpointConfigName="one")
-    sagemaker.delete_endpoint(EndpointName="one-more")
+    _wait(lambda: sagemaker.describe_endpoint(EndpointName="one-more"), "EndpointStatus", ("InService",))
+    sagemaker.delete_endpoint(EndpointName="one-more")  # refused while Creating, as on AWS
 
 
 def test_jobs_beyond_the_machines_capacity_wait_in_starting(limited):
