@@ -11,6 +11,7 @@ from bench import (
     imdb_full_scale,
     invoke_latency,
     lambda_latency,
+    multi_instance,
     persistence,
     request_path,
     runners,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "persistence": persistence,
     "script_mode": script_mode,
     "runners": runners,
+    "multi_instance": multi_instance,
     "imdb_full_scale": imdb_full_scale,
     "soak": soak,
 }

@@ -256,3 +256,70 @@ def test_status_code_range_edges_and_numeric_strings():
 def test_route_dataclass_holds_what_matched():
     route = DEPLOYMENT.route("GET", "/items/9")
     assert route == Route(ITEM, ITEM.methods["ANY"], {"id": "9"})
+
+
+def test_a_deployment_copies_resources_methods_and_integrations_out_of_the_live_api():
+    """What a stage serves is a snapshot of the API as moto holds it (built here with moto's own
+    API Gateway backend): later edits to the live API do not reach it."""
+    from moto.apigateway.models import apigateway_backends
+
+    backend = apigateway_backends["210000000001"]["eu-west-1"]  # an account of its own
+    api = backend.create_rest_api("snapshot-test", "")
+    root = api.default.id
+    items = backend.create_resource(api.id, root, "items")
+    proxy_resource = backend.create_resource(api.id, items.id, "{proxy+}")
+    function = "arn:aws:lambda:eu-west-1:123456789012:function:f"
+    uri = f"arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{function}/invocations"
+    backend.put_method(api.id, proxy_resource.id, "ANY", "AWS_IAM")
+    backend.put_integration(
+        api.id, proxy_resource.id, "ANY", "AWS_PROXY", uri, "POST", timeout_in_millis="5000"
+    )
+    backend.put_method(api.id, items.id, "GET", None)
+    backend.put_integration(
+        api.id,
+        items.id,
+        "GET",
+        "MOCK",
+        None,
+        None,
+        request_templates={"application/json": '{"statusCode": 200}'},
+    )
+    backend.put_integration_response(
+        api.id,
+        items.id,
+        "GET",
+        "200",
+        "",
+        {"application/json": '{"ok": true}'},
+        {"method.response.header.X": "'y'"},
+    )
+    backend.put_integration_response(api.id, items.id, "GET", "404", "Not.*", {}, {})
+    backend.put_method(api.id, root, "POST", "NONE")  # a method without an integration
+
+    deployment = Deployment.snapshot(api, "dep-1")
+    backend.put_integration(
+        api.id, items.id, "GET", "HTTP", "http://example.com", "GET"
+    )  # after the snapshot
+
+    assert deployment.id == "dep-1"
+    by_path = {resource.path: resource for resource in deployment.resources}
+    assert set(by_path) == {"/", "/items", "/items/{proxy+}"}
+    assert by_path["/items/{proxy+}"].id == proxy_resource.id
+    assert by_path["/"].methods == {"POST": Method("POST", "NONE", None)}
+    greedy = deployment.route("DELETE", "/items/a/b")
+    assert greedy.path_parameters == {"proxy": "a/b"}
+    assert greedy.method.http_method == "ANY" and greedy.method.authorization_type == "AWS_IAM"
+    integration = greedy.method.integration
+    assert (integration.type, integration.uri, integration.timeout_ms, integration.request_templates) == (
+        "AWS_PROXY", uri, 5000, {},
+    )  # fmt: skip
+    mock = deployment.route("GET", "/items").method
+    assert mock.authorization_type == "NONE"  # none given: AWS reports NONE
+    assert mock.integration.type == "MOCK" and mock.integration.timeout_ms == 29000
+    assert mock.integration.request_templates == {"application/json": '{"statusCode": 200}'}
+    responses = {response.status_code: response for response in mock.integration.responses}
+    assert set(responses) == {"200", "404"}
+    assert responses["200"].selection_pattern is None  # an empty pattern is the default response
+    assert responses["200"].response_templates == {"application/json": '{"ok": true}'}
+    assert responses["200"].response_parameters == {"method.response.header.X": "'y'"}
+    assert (responses["404"].selection_pattern, responses["404"].response_templates) == ("Not.*", {})

@@ -92,6 +92,9 @@ class Command:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
+            # Ctrl-C as in a terminal, even when pytest itself was started in the background by a
+            # shell without job control (which starts it, and so every child, ignoring SIGINT)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

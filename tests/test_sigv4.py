@@ -5,7 +5,13 @@ tests (test_security.py) check the same through the one port."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
+import hashlib
+import hmac
+import io
+import zlib
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -14,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.datastructures import Headers
 
-from emulation import sigv4
+from emulation import bodies, sigv4
 
 NOW = dt.datetime(2026, 3, 4, 12, 0, 0, tzinfo=dt.timezone.utc)
 STAMP = "20260304T120000Z"
@@ -251,6 +257,22 @@ def test_malformed_presigned_urls(change, detail):
     assert refusal(args={**PRESIGNED, **change}) == ("malformed", detail)
 
 
+@pytest.mark.parametrize("kept", ["X-Amz-Signature", "X-Amz-Credential"])
+def test_either_signature_or_credential_alone_makes_a_presigned_url_and_it_is_incomplete(kept):
+    """Not an unsigned request (which would be refused as missing a signature, in other words)."""
+    missing = ", ".join(name for name in PRESIGNED if name != kept)
+    assert refusal(args={kept: PRESIGNED[kept]}) == (
+        "malformed",
+        f"Query-string authentication requires the {missing} parameter(s).",
+    )
+
+
+def test_a_header_field_splits_at_its_first_equal_sign():
+    authorization = f"AWS4-HMAC-SHA256 Credential={SCOPE}, SignedHeaders=host, Signature=ab=cd"
+    claimed = sigv4.parse(Headers([("Authorization", authorization), ("X-Amz-Date", STAMP)]), {})
+    assert (claimed.signature, claimed.signed_headers, claimed.in_query) == ("ab=cd", ("host",), False)
+
+
 def test_presigned_defaults_and_token_from_query_or_header():
     claimed = sigv4.parse(
         Headers([("X-Amz-Security-Token", "from-header")]), {**PRESIGNED, "X-Amz-Expires": "604800"}
@@ -285,6 +307,25 @@ def test_clock_skew_window_in_the_services_words():
         "Signature not yet current: 20260304T120000Z is still later than 20260304T115959Z "
         "(20260304T114459Z + 15 min.)",
         {"signed": STAMP, "now": "20260304T114459Z"},
+    )
+
+
+def test_a_presigned_url_from_the_future_or_past_its_expiry_is_refused():
+    presigned = dataclasses.replace(claim(in_query=True), expires_seconds=60)
+    sigv4.check_time(presigned, 5, NOW - dt.timedelta(minutes=5))  # the skew window applies
+    sigv4.check_time(presigned, 5, NOW + dt.timedelta(seconds=60))  # valid up to its expiry
+    with pytest.raises(sigv4.Refusal) as raised:
+        sigv4.check_time(presigned, 5, NOW - dt.timedelta(minutes=5, seconds=1))
+    assert (raised.value.kind, raised.value.detail, raised.value.facts) == (
+        "skewed",
+        "not yet current",
+        {"signed": STAMP, "now": "20260304T115459Z"},
+    )
+    with pytest.raises(sigv4.Refusal) as raised:
+        sigv4.check_time(presigned, 5, NOW + dt.timedelta(seconds=61))
+    assert (raised.value.kind, raised.value.facts) == (
+        "expired_url",
+        {"expires": "2026-03-04T12:01:00Z", "now": "2026-03-04T12:01:01Z"},
     )
 
 
@@ -337,3 +378,65 @@ def test_canonical_request_shape():
 def test_signing_key_matches_the_aws_documentation_example():
     key = sigv4.signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam")
     assert key.hex() == "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+
+
+# -- aws-chunked: chunk and trailer signatures -----------------------------------------------------
+def _spec_signature(kind: str, previous: str, tail: str) -> str:
+    """A chunk or trailer signature for secret "secret", built by hand as the S3 streaming
+    specification says (its own key derivation, not the emulator's)."""
+    key = b"AWS4secret"
+    for part in ("20260304", "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    string_to_sign = f"{kind}\n{STAMP}\n20260304/us-east-1/s3/aws4_request\n{previous}\n{tail}"
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_trailer_body(seed: str, chunks, trailer: str, *, sign_trailer_as=None, chain_trailer=True):
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER framing: signed chunks, a zero chunk, the
+    trailing checksum and its signature (over the trailer lines, chained to the last chunk's)."""
+    body, previous = b"", seed
+    for data in (*chunks, b""):
+        tail = f"{sigv4.EMPTY_SHA256}\n{hashlib.sha256(data).hexdigest()}"
+        previous = _spec_signature("AWS4-HMAC-SHA256-PAYLOAD", previous, tail)
+        body += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data
+        body += b"\r\n" if data else b""
+    signed_trailer = sign_trailer_as if sign_trailer_as is not None else trailer
+    trailer_hash = hashlib.sha256(f"{signed_trailer}\n".encode()).hexdigest()
+    signature = _spec_signature("AWS4-HMAC-SHA256-TRAILER", previous if chain_trailer else seed, trailer_hash)
+    return body + f"{trailer}\r\nx-amz-trailer-signature:{signature}\r\n\r\n".encode()
+
+
+def test_a_signed_trailer_verifies_and_a_changed_or_unchained_one_does_not():
+    claimed = sigv4.ClaimedSignature(
+        "AKIDEXAMPLE", "20260304", "us-east-1", "s3", ("host",), "5eed" * 16, STAMP, None, False
+    )
+    chunks = [b"a" * 70000, b"tail"]
+    crc = base64.b64encode(zlib.crc32(b"".join(chunks)).to_bytes(4, "big")).decode()
+    trailer = f"x-amz-checksum-crc32:{crc}"
+
+    def read(body):
+        environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        headers = Headers([("X-Amz-Trailer", "x-amz-checksum-crc32")])
+        signer = sigv4.ChunkSigner(claimed, "secret")
+        return bodies.read_aws_chunked(environ, 1 << 20, headers, signer, sum(map(len, chunks)))
+
+    good = _signed_trailer_body(claimed.signature, chunks, trailer)
+    assert read(good).bytes() == good
+    for forged in (
+        _signed_trailer_body(
+            claimed.signature, chunks, trailer, sign_trailer_as="x-amz-checksum-crc32:AAAAAA=="
+        ),
+        _signed_trailer_body(claimed.signature, chunks, trailer, chain_trailer=False),
+    ):
+        with pytest.raises(sigv4.Refusal) as raised:
+            read(forged)
+        assert raised.value.kind == "bad_signature"
+    # a trailer's signature is not a chunk's: the same chain signed as a payload chunk is refused
+    trailer_hash = hashlib.sha256(f"{trailer}\n".encode()).hexdigest()
+    as_chunk = _spec_signature("AWS4-HMAC-SHA256-PAYLOAD", claimed.signature, trailer_hash)
+    with pytest.raises(sigv4.Refusal):
+        sigv4.ChunkSigner(claimed, "secret").check_trailer(trailer_hash, as_chunk)
+    signer = sigv4.ChunkSigner(claimed, "secret")
+    signer.check_trailer(
+        trailer_hash, _spec_signature("AWS4-HMAC-SHA256-TRAILER", claimed.signature, trailer_hash)
+    )

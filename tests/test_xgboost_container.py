@@ -357,10 +357,12 @@ def test_classification_metrics_from_the_container(tmp_path, capsys):
 # --- serving -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A 1.7-1 model trained on 4 features, as serving loads it, plus the booster to compare with."""
-    prefix = tmp_path_factory.mktemp("served")
+@pytest.fixture
+def served(tmp_path):
+    """A 1.7-1 model trained on 4 features, as serving loads it, plus the booster to compare with.
+    Made per test (it is small), so that mutation testing counts training and loading as part of
+    every serving test rather than only the first."""
+    prefix = tmp_path / "served"
     csv_job(prefix, {"num_round": "4"}, regression_rows(200))
     training.train(prefix, "1.7-1")
     return inference.load_model(prefix / "model"), load_saved(prefix, "1.7-1")

@@ -38,29 +38,17 @@ class Module:
     tests: tuple[str, ...]  # pytest arguments that select the tests which exercise them
 
 
+#: Each module's tests are the fast ones that call its code directly (no emulator start where one
+#: can be avoided): every mutant runs them, in a fork, on a machine with few cores.
 MODULES = (
     Module("xgboost", ("emulation/containers/xgboost/*.py",), ("tests/test_xgboost_container.py",)),
     Module(
         "transform",
         ("emulation/sagemaker/transform.py",),
-        (
-            "tests/test_transform_batching.py",
-            "tests/test_sagemaker_api.py",
-            "-k",
-            "batching or transform or _record",
-        ),
+        ("tests/test_transform_batching.py", "tests/test_transform_jobs.py"),
     ),
-    Module(
-        "sigv4",
-        ("emulation/sigv4.py",),
-        (
-            "tests/test_sigv4.py",
-            "tests/test_security.py",
-            "-k",
-            "test_sigv4 or chunk",
-        ),  # aws-chunked: the gate's
-    ),
-    Module("edge", ("emulation/edge.py",), ("tests/test_edge_and_signing.py",)),
+    Module("sigv4", ("emulation/sigv4.py",), ("tests/test_sigv4.py",)),
+    Module("edge", ("emulation/edge.py",), ("tests/test_edge_routing.py",)),
     Module(
         "apigateway-proxy",
         ("emulation/apigateway/proxy.py", "emulation/apigateway/routing.py"),
@@ -99,7 +87,20 @@ timeout_multiplier = 10.0
 
 [tool.pytest.ini_options]{pytest_config}"""
     )
+    _retest_survivors(work)
     return work
+
+
+def _retest_survivors(work: Path) -> None:
+    """mutmut retests a mutant only when its function changed; a survivor (or a mutant no test
+    reached) may be killed by a test added since, so those are tested again on every run."""
+    for meta_file in (work / "mutants").rglob("*.meta"):
+        meta = json.loads(meta_file.read_text())
+        codes = meta.get("exit_code_by_key", {})
+        for key, code in codes.items():
+            if code in (0, 5, 33):  # survived, no tests
+                codes[key] = None
+        meta_file.write_text(json.dumps(meta))
 
 
 def run(module: Module, children: int) -> dict:

@@ -151,9 +151,10 @@ class LambdaService:
         """moto's WSGI app, with what Lambda's control plane does that moto does not.
 
         CreateFunction and UpdateFunctionConfiguration refuse a runtime AWS no longer accepts
-        (:mod:`emulation.awslambda.runtime_support`). CreateFunction leaves the function Pending for ``lambda_pending_seconds`` (its answer and
-        GetFunction say so, with AWS's reason); DeleteFunction, UpdateFunctionCode and
-        UpdateFunctionConfiguration stop the function's idle environments at once.
+        (:mod:`emulation.awslambda.runtime_support`). CreateFunction leaves the function Pending
+        for ``lambda_pending_seconds`` (its answer and GetFunction say so, with AWS's reason);
+        DeleteFunction, UpdateFunctionCode and UpdateFunctionConfiguration stop the function's idle
+        environments at once.
         """
 
         def app(environ, start_response):
