@@ -7,6 +7,7 @@ started them, and nothing the emulator started outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -287,7 +288,9 @@ def test_nothing_the_emulator_started_outlives_it(tmp_path, as_pid_1, signal_num
         if signal_number == signal.SIGTERM:  # a clean end, well within `docker stop`'s 10 s
             assert emulator.launcher.wait(10) == 0
         assert _left_running(started) == []
-    finally:
+    finally:  # as PID 1 the emulator is unshare's child, which a kill of unshare leaves running
+        with contextlib.suppress(psutil.NoSuchProcess):
+            emulator.process.kill()
         emulator.launcher.kill()
         emulator.launcher.wait()
 
