@@ -16,6 +16,7 @@ from bench import (
     request_path,
     runners,
     script_mode,
+    soak,
     tuning,
     workflow_times,
 )
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "runners": runners,
     "multi_instance": multi_instance,
     "imdb_full_scale": imdb_full_scale,
+    "soak": soak,
 }
 
 

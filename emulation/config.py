@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -38,6 +39,24 @@ class EmulatorConfig:
     #: the emulator starts empty each time; ``sagelocal emulator`` turns it on when it is given a
     #: data directory (``--data-dir`` or SAGELOCAL_DATA_DIR, as the compose file and image do).
     persist: bool = False
+    #: How long InvokeEndpoint waits for a container's answer before ModelError (the service's 60 s).
+    container_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_CONTAINER_TIMEOUT_SECONDS", "60"))
+    )
+    #: How often each endpoint instance gets GET /ping; failing ones are replaced.
+    health_check_interval_seconds: float = field(
+        default_factory=lambda: float(_env("SAGELOCAL_HEALTH_CHECK_INTERVAL_SECONDS", "5"))
+    )
+
+    #: Training and transform jobs whose containers run at once (one per core); more wait in Starting.
+    max_running_jobs: int = field(
+        default_factory=lambda: int(_env("SAGELOCAL_MAX_RUNNING_JOBS", str(max(2, os.cpu_count() or 2))))
+    )
+    #: Account quotas by Service Quotas name, e.g. {"ml.p3.2xlarge for training job usage": 1};
+    #: the others keep a new account's defaults (emulation/sagemaker/quotas.py).
+    instance_quotas: dict[str, int] = field(
+        default_factory=lambda: json.loads(_env("SAGELOCAL_INSTANCE_QUOTAS", "{}"))
+    )
 
     #: Where built environments for users' requirements.txt are kept between runs.
     cache_dir: Path = field(

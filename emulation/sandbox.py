@@ -7,7 +7,8 @@ processes or the emulator's secrets. :class:`Sandbox` describes such a view, and
 user, PID, IPC, UTS and cgroup namespaces, its own network namespace unless asked otherwise (with
 only a loopback interface), no capabilities, and only the bound paths in its file system, writable
 only where a bind says so. The
-process dies with the one that started it if asked.
+process dies with the one that started it if asked; :func:`launch` starts it from a thread that
+lives as long as this process, so that "the one that started it" is this process, however it ends.
 
 Where bubblewrap cannot run (macOS, most containers without user namespaces) :func:`available` is
 False and :func:`warn_unavailable` says so once; callers then run the program directly with a
@@ -19,6 +20,7 @@ caller hands the program exactly its own variables (``subprocess.Popen(env=...)`
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import os
@@ -56,7 +58,7 @@ class Sandbox:
     namespace with only loopback; ``uid``/``gid`` are its ids inside (the host sees the caller's).
     ``die_with_parent`` kills the sandbox when the *thread* that started it ends (the kernel's
     parent-death signal follows threads): use it only from a thread that lives as long as the
-    sandbox should.
+    sandbox should, or start the sandbox with :func:`launch`.
     """
 
     binds: Sequence[Bind]
@@ -196,19 +198,39 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def without_capabilities(argv: Sequence[str]) -> list[str]:
+def without_capabilities(argv: Sequence[str], die_with_parent: bool = False) -> list[str]:
     """The command line that runs ``argv`` with no capabilities, for a program run without a sandbox.
 
     For root, through util-linux's ``setpriv`` with empty bounding and inheritable sets: the program
     then obeys file modes (no CAP_DAC_OVERRIDE) as an unprivileged user does. Other users have no
-    capabilities to drop, and get ``argv`` as it is.
+    capabilities to drop. ``die_with_parent`` as for :class:`Sandbox`, but it reaches only the
+    program itself, not what it starts (there is no PID namespace to end).
     """
-    if os.getuid() != 0:
+    options = ["--bounding-set=-all", "--inh-caps=-all"] if os.getuid() == 0 else []
+    if die_with_parent:
+        options[:0] = ["--pdeathsig", "KILL"]
+    if not options:
         return list(argv)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         _logger.warning(
-            "setpriv (util-linux) is missing: programs run without a sandbox keep root's capabilities"
+            "setpriv (util-linux) is missing: programs run without a sandbox keep root's capabilities "
+            "and may outlive the emulator"
         )
         return list(argv)
-    return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", *argv]
+    return [setpriv, *options, "--", *argv]
+
+
+#: The one thread that starts long-lived sandboxes (see :func:`launch`); it ends with the process.
+_launcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-launcher")
+
+
+def launch(command: Sequence[str], **popen_arguments) -> subprocess.Popen:
+    """``subprocess.Popen(command, ...)``, started from one thread that lives as long as this process.
+
+    The kernel's parent-death signal (``--die-with-parent``, ``setpriv --pdeathsig``) fires when the
+    thread that forked the program ends. Started from a request's thread, a pooled Lambda worker
+    would die with that request; started here, it dies when this process does, whether it returns,
+    is killed by SIGKILL or crashes.
+    """
+    return _launcher.submit(subprocess.Popen, list(command), **popen_arguments).result()

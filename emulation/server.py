@@ -81,7 +81,8 @@ class Emulator:
     def execute_api_url(self, api_id: str, stage: str) -> str:
         return execute_api_url(self.url, api_id, stage)
 
-    def _bind(self) -> None:
+    def bind(self) -> Emulator:
+        """Listen on the configured port (port 0: a free one, then in ``url``); serving starts later."""
         self._server = make_server(
             self.config.host,
             self.config.port,
@@ -95,9 +96,10 @@ class Emulator:
         self.config = dataclasses.replace(self.config, port=self._server.server_address[1])
         if isinstance(self.sagemaker.runner, process.ProcessRunner):
             process.warm_up_in_background()  # the zygote's imports, ahead of the first job
+        return self
 
     def start(self) -> Emulator:
-        self._bind()
+        self.bind()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sagelocal-emulator", daemon=True
         )
@@ -105,10 +107,13 @@ class Emulator:
         return self
 
     def serve_forever(self) -> None:
-        self._bind()
+        """Serve in this thread until interrupted (Ctrl-C); then stop every container and worker."""
+        if self._server is None:
+            self.bind()
         try:
             self._server.serve_forever()
         finally:
+            self._server.server_close()
             self.shutdown_workloads()
 
     def shutdown_workloads(self) -> None:

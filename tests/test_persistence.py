@@ -278,7 +278,8 @@ def verdict(public_url: str, row: str) -> tuple[int, str]:
     return answer.status_code, answer.text
 
 
-def test_restart_brings_back_everything_and_the_endpoint_answers_the_same(emulator_on, tmp_path):
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_restart_brings_back_everything_and_the_endpoint_answers_the_same(emulator_on, tmp_path, ending):
     data_dir, port = tmp_path / "data", free_port()
     first = emulator_on(data_dir, port)
     before = create_inventory(first, tmp_path)
@@ -292,7 +293,7 @@ def test_restart_brings_back_everything_and_the_endpoint_answers_the_same(emulat
         "SecondaryStatus",
         ("Training",),
     )
-    first.stop(signal.SIGTERM)
+    first.stop(ending)  # SIGKILL: nothing is saved on the way out, every write before it counts
 
     second = emulator_on(data_dir, port)
     s3, sagemaker, logs = second.client("s3"), second.client("sagemaker"), second.client("logs")

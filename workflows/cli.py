@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -378,6 +379,10 @@ def warn_if_exposed(host: str) -> None:
         )
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _exec(args) -> int:
     from workflows import execute
 
@@ -401,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "exec":  # before quiet_sdk: the command's environment is the user's, not ours
         return _exec(args)
     quiet_sdk()
+    # `docker stop`, systemd and `kill` send SIGTERM: treat it exactly as Ctrl-C (containers stopped,
+    # created resources cleaned up). Also needed as PID 1, where an unhandled SIGTERM is ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
     if getattr(args, "host", None) is not None:
         warn_if_exposed(args.host)
     if args.command == "up":
@@ -419,17 +427,13 @@ def main(argv: list[str] | None = None) -> int:
 
         persistent = {"data_dir": args.data_dir, "persist": True} if args.data_dir else {}
         try:
-            emulator = Emulator(
-                EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent)
-            )
+            config = EmulatorConfig(host=args.host, port=args.port, runner=args.runner, **persistent)
+            emulator = Emulator(config).bind()
         except StateError as error:
             print(f"sagelocal: {error}", file=sys.stderr)
             return 2
         kept = f"state kept in {args.data_dir}" if args.data_dir else "nothing kept after it stops"
-        print(
-            f"sagelocal emulator listening on http://{args.host}:{args.port} ({kept}; Ctrl-C to stop)",
-            flush=True,
-        )
+        print(f"sagelocal emulator listening on {emulator.url} ({kept}; Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             emulator.serve_forever()
         return 0

@@ -336,6 +336,7 @@ class EnvironmentFactory:
             workdir=TASK_ROOT,
             uid=FUNCTION_UID,
             gid=FUNCTION_GID,
+            die_with_parent=True,
         )
 
 
@@ -373,8 +374,10 @@ class ExecutionEnvironment:
         if view is not None:
             argv.append(str(edge[1]))
         try:
-            self._process = subprocess.Popen(
-                view.command(argv) if view else sandbox.without_capabilities(argv),
+            # killed by the kernel when the emulator ends, however it ends (the sandbox's whole PID
+            # namespace with it); launched from the thread that lives as long as the emulator
+            self._process = sandbox.launch(
+                view.command(argv) if view else sandbox.without_capabilities(argv, die_with_parent=True),
                 env=environment,
                 cwd=None if view else environment["LAMBDA_TASK_ROOT"],
                 stdin=subprocess.DEVNULL,

@@ -99,7 +99,8 @@ class Container(Protocol):
     address: tuple[str, int] | None
 
     def logs(self) -> Iterator[str]:
-        """Its stdout and stderr merged, line by line, until it ends. One consumer only."""
+        """Its stdout and stderr merged, line by line, until it ends. Exactly one consumer must read
+        them: a container whose output nobody reads blocks once the pipe is full."""
 
     def wait(self, timeout: float | None = None) -> ExitStatus | None:
         """Block until it ends (or ``timeout`` passes: None); the same status for every caller."""

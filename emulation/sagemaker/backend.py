@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,8 @@ from emulation.iam import RolePropagation
 from emulation.moto_bridge import MotoServices, S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import Runner
+from emulation.runners.capacity import Capacity
+from emulation.sagemaker import quotas
 from emulation.sagemaker.exceptions import (
     ResourceInUse,
     ResourceNotFound,
@@ -25,7 +28,7 @@ from emulation.sagemaker.exceptions import (
     could_not_find,
     no_s3_objects,
 )
-from emulation.sagemaker.hosting import EndpointHost
+from emulation.sagemaker.hosting import EndpointHost, endpoint_instances
 from emulation.sagemaker.processing import ProcessingRun, validate_request
 from emulation.sagemaker.registry import ModelRegistry
 from emulation.sagemaker.state import utcnow
@@ -51,6 +54,8 @@ class SageMakerBackend:
         self.config = config
         self.moto = moto
         self.runner = runner
+        self.capacity = Capacity(config.max_running_jobs)
+        self.quotas = quotas.InstanceQuotas(config.instance_quotas)
         self._endpoint_url = endpoint_url
         self.lock = threading.RLock()
         self.training_jobs: dict[str, TrainingRun] = {}
@@ -118,16 +123,44 @@ class SageMakerBackend:
         with self.lock:
             return list(self.tags.get(arn, []))
 
-    def _launch(self, table: dict, name: str, arn: str, tags, make_run, duplicate: str):
-        """Register a new job under its unique name, remember its tags, start it."""
+    def _launch(self, table: dict, name: str, arn: str, tags, make_run, duplicate: str, demand=None):
+        """Register a new job under its unique name, within the account's quota (``demand``:
+        usage and {instance type: count}, checked under the same lock), remember its tags, start it."""
         with self.lock:
             if name in table:
                 raise ResourceInUse(duplicate)
+            if demand is not None:
+                self._check_quota(*demand)
             run = make_run()
             table[name] = run
             self.remember_tags(arn, tags)
         run.start()
         return run
+
+    # -- account quotas -------------------------------------------------------------------------
+    def _instances_in_use(self, usage: str) -> Counter:
+        """Instances by type that running jobs (or live endpoints) of ``usage`` hold now."""
+        in_use: Counter = Counter()
+        if usage == quotas.ENDPOINT:
+            for host in self.endpoints.values():
+                if host.description["EndpointStatus"] not in ("Failed", "Deleting"):
+                    in_use.update(host.instances)
+            return in_use
+        runs, resources = (
+            (self.training_jobs, "ResourceConfig")
+            if usage == quotas.TRAINING
+            else (self.transform_jobs, "TransformResources")
+        )
+        for run in runs.values():
+            if run.status in ("InProgress", "Stopping"):
+                config = run.description[resources]
+                in_use[config["InstanceType"]] += config["InstanceCount"]
+        return in_use
+
+    def _check_quota(self, usage: str, requested: dict[str, int]) -> None:
+        in_use = self._instances_in_use(usage)
+        for instance_type, count in requested.items():
+            self.quotas.check(instance_type, usage, in_use[instance_type], count)
 
     # -- input checks shared by training and transform -----------------------------------------
     def require_s3_objects(self, uri: str, role_arn: str) -> None:
@@ -186,6 +219,8 @@ class SageMakerBackend:
             arn,
             request.get("Tags"),
             lambda: TrainingRun(self, request, arn, image, tuning_job_arn, observer),
+            # a tuning job's children run within what the tuning job was granted
+            demand=None if tuning_job_arn else (quotas.TRAINING, _instances(request["ResourceConfig"])),
             duplicate=(
                 "Training job names must be unique within an AWS account and region, and a training job "
                 f"with this name already exists ({arn})"
@@ -297,10 +332,11 @@ class SageMakerBackend:
         with self.lock:
             if name in self.endpoints:
                 raise already_exists("endpoint", arn)
+            self._check_quota(quotas.ENDPOINT, endpoint_instances(config))
             host = EndpointHost(self, name, arn)
+            host.deploy(copy.deepcopy(config), creating=True)  # from now on its instances count
             self.endpoints[name] = host
             self.remember_tags(arn, request.get("Tags"))
-        host.deploy(copy.deepcopy(config), creating=True)
         return {"EndpointArn": arn}
 
     def endpoint(self, name: str) -> EndpointHost:
@@ -320,7 +356,9 @@ class SageMakerBackend:
                 if status in ("Creating", "Updating")
                 else f"Endpoint {host.arn} is in status {status} and cannot be updated."
             )
-        host.deploy(copy.deepcopy(config), creating=False)
+        with self.lock:  # old and new instances run side by side until the new ones serve
+            self._check_quota(quotas.ENDPOINT, endpoint_instances(config))
+            host.deploy(copy.deepcopy(config), creating=False)
         return {"EndpointArn": host.arn}
 
     def delete_endpoint(self, name: str) -> None:
@@ -358,6 +396,7 @@ class SageMakerBackend:
             arn,
             request.get("Tags"),
             lambda: TransformRun(self, request, arn, model),
+            demand=(quotas.TRANSFORM, _instances(request["TransformResources"])),
             duplicate=(
                 "Job name must be unique within an AWS account and region, and a job with this name "
                 f"already exists ({arn})"
@@ -420,6 +459,13 @@ class SageMakerBackend:
             arn,
             request.get("Tags"),
             lambda: TuningRun(self, request, arn),
+            demand=(
+                quotas.TRAINING,
+                _instances(
+                    definition.get("ResourceConfig") or definition["HyperParameterTuningResourceConfig"],
+                    request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"],
+                ),
+            ),
             duplicate=(
                 "Hyperparameter tuning job names must be unique within an AWS account and region, and a "
                 f"hyperparameter tuning job with this name already exists ({arn})"
@@ -432,6 +478,13 @@ class SageMakerBackend:
         if run is None:
             raise ResourceNotFound(f"Amazon SageMaker can't find a tuning job with name {name}")
         return run
+
+
+def _instances(resources: dict[str, Any], jobs: int = 1) -> dict[str, int]:
+    """Instances by type a job's resource configuration asks for (``jobs`` of them at once)."""
+    if "InstanceType" not in resources:  # InstanceConfigs: several types, not run locally anyway
+        return {}
+    return {resources["InstanceType"]: resources.get("InstanceCount", 1) * jobs}
 
 
 def validate_metric_definitions(definitions: list[dict[str, str]]) -> None:

@@ -7,14 +7,18 @@ container's status and message, as the real runtime does.
 from __future__ import annotations
 
 import re
-import uuid
 
 from werkzeug.wrappers import Request, Response
 
 from emulation.protocol import AwsError, error_response
 from emulation.sagemaker.backend import SageMakerBackend
+from emulation.sagemaker.hosting import ContainerTimeout, NoHealthyInstance
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+TIMEOUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review the latency "
+    "metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
 _PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 
 
@@ -49,18 +53,18 @@ class RuntimeProvider:
                 "ValidationError", f"Variant {target} not found for Endpoint {name} of account {account}."
             )
         try:
-            reply = variant.pick().invoke(
+            reply = variant.invoke(
                 request.get_data(), request.headers.get("Content-Type"), request.headers.get("Accept")
             )
-        except OSError:
+        except ContainerTimeout:
+            # 424, not a retryable 5xx: an SDK would otherwise resend to a hung model two or three times
+            raise self._model_error(host, 0, TIMEOUT_MESSAGE) from None
+        except NoHealthyInstance:  # all instances are being replaced: retrying soon will succeed
             raise AwsError(
-                "InternalFailure",
-                "An exception occurred while sending request to model. Please contact customer support regarding "
-                f"request {uuid.uuid4()}.",
-                status=500,
+                "ServiceUnavailable", "The service is unavailable. Try your call again.", status=503
             ) from None
         if reply.status >= 400:
-            raise self._model_error(host, reply)
+            raise self._model_error(host, reply.status, reply.body.decode("utf-8", "replace"))
         return Response(
             reply.body,
             status=200,
@@ -68,17 +72,17 @@ class RuntimeProvider:
             headers={"x-amzn-invoked-production-variant": variant.name},
         )
 
-    def _model_error(self, host, reply) -> AwsError:
+    def _model_error(self, host, status: int, text: str) -> AwsError:
+        """The container's error (or, as status 0, its silence) as the runtime words it."""
         region, account = self.backend.region, self.backend.config.account_id
-        text = reply.body.decode("utf-8", "replace")
-        kind = "client" if reply.status < 500 else "server"
+        kind = "client" if 400 <= status < 500 else "server"
         return AwsError(
             "ModelError",
-            f'Received {kind} error ({reply.status}) from primary with message "{text}". See '
+            f'Received {kind} error ({status}) from primary with message "{text}". See '
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:group="
             f"{host.log_group} in account {account} for more information.",
             status=424,
-            OriginalStatusCode=reply.status,
+            OriginalStatusCode=status,
             OriginalMessage=text,
             LogStreamArn=f"arn:aws:logs:{region}:{account}:log-group:{host.log_group}",
         )

@@ -28,6 +28,7 @@ from emulation.containment import EscapeError, contained, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
 from emulation.runners import HOST_ADDRESSES_VARIABLE, Container, algorithm_error
+from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
 
 if TYPE_CHECKING:
@@ -205,6 +206,9 @@ class TrainingRun:
 
     # -- the job -----------------------------------------------------------------------------
     def _run(self) -> None:
+        if not self.backend.capacity.acquire(self._stop):  # waits in Starting, as for AWS capacity
+            self._stopped()
+            return
         try:
             self._prepare_config()
             if self._stopped():
@@ -248,6 +252,7 @@ class TrainingRun:
                 "Failed", "Failed", "Training job failed", FailureReason=f"InternalServerError: {error}"
             )
         finally:
+            self.backend.capacity.release()
             shutil.rmtree(self.prefix, ignore_errors=True)
 
     def _stopped(self) -> bool:
@@ -340,7 +345,13 @@ class TrainingRun:
             try:
                 for host in self.hosts:
                     self._containers.append(
-                        self.backend.runner.start(self.image, "train", self.host_dir(host), environment)
+                        self.backend.runner.start(
+                            self.image,
+                            "train",
+                            self.host_dir(host),
+                            environment,
+                            instances.limits(self.description["ResourceConfig"].get("InstanceType")),
+                        )
                     )
             except BaseException:
                 for container in self._containers:

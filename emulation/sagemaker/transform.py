@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
+from emulation.sagemaker import instances
 from emulation.sagemaker.hosting import ServingContainer, fetch_model, fetch_serving_code
 from emulation.sagemaker.state import snapshot, utcnow
 
@@ -122,6 +123,9 @@ class TransformRun:
         data_log = self.backend.moto.log_stream(
             self.backend.region, LOG_GROUP, f"{self.name}/{instance}/data-log"
         )
+        if not self.backend.capacity.acquire(self._stop):  # waits, as for AWS capacity
+            self._set(TransformJobStatus="Stopped", TransformEndTime=utcnow())
+            return
         self._set(TransformStartTime=utcnow())
         try:
             image = fetch_model(self.backend, self.model, self.work_dir / "model")
@@ -139,10 +143,18 @@ class TransformRun:
             if self._stop.is_set():
                 raise TransformFailure("stopped")
             # started outside the lock: a framework model's server may take seconds to load
-            container = ServingContainer(self.backend.runner, self.work_dir, image, environment, logs)
+            container = ServingContainer(
+                self.backend.runner,
+                self.work_dir,
+                image,
+                environment,
+                logs,
+                self._invocation_timeout(),
+                instances.limits(self.description["TransformResources"].get("InstanceType")),
+            )
             with self.backend.lock:
                 self._container = container
-            if self._stop.is_set():
+            if self._stop.is_set():  # a stop that came while it started did not see it
                 raise TransformFailure("stopped")
             self._apply_execution_parameters(settings)
             data_log.write(
@@ -162,7 +174,12 @@ class TransformRun:
         finally:
             if self._container is not None:
                 self._container.stop()
+            self.backend.capacity.release()
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _invocation_timeout(self) -> float:
+        """ModelClientConfig.InvocationsTimeoutInSeconds, 600 s unless given, as the service does."""
+        return float(self.description.get("ModelClientConfig", {}).get("InvocationsTimeoutInSeconds", 600))
 
     def _settings(self) -> dict[str, Any]:
         return {
