@@ -130,7 +130,8 @@ def lambda_role(emulator, client) -> str:
     try:
         arn = iam.create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
-        return iam.get_role(RoleName="lambda-role")["Role"]["Arn"]
+        # Made a moment ago by another test's emulator (moto's state is per process): still new.
+        arn = iam.get_role(RoleName="lambda-role")["Role"]["Arn"]
     time.sleep(emulator.config.role_propagation_seconds)
     return arn
 

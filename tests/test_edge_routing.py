@@ -184,7 +184,13 @@ def test_each_request_reaches_the_service_that_serves_it(
 def test_health_answers_unsigned_with_the_account_and_region(edge):
     answer = send(edge, "GET", "/_sagelocal/health")
     assert answer.status_code == 200
-    assert _json(answer) == {"status": "running", "account": "123456789012", "region": REGION}
+    health = _json(answer)
+    assert {key: health[key] for key in ("status", "account", "region")} == {
+        "status": "running",
+        "account": "123456789012",
+        "region": REGION,
+    }
+    assert {"python", "sandbox", "frameworks"} <= health.keys()
 
 
 def test_signed_requests_reach_their_service_with_their_body(edge):

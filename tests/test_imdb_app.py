@@ -3,6 +3,8 @@ cleans up everything it made (endpoint, Lambda, role, REST API)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from sklearn.feature_extraction.text import CountVectorizer
@@ -35,7 +37,21 @@ def inventory(client):
     )
 
 
+def _wait_for_other_jobs(client, timeout: float = 300) -> None:
+    """Jobs other tests started may still finish and write their outputs: wait, so that the
+    inventory below sees only what this run does."""
+    sagemaker = client("sagemaker")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = sagemaker.list_training_jobs(StatusEquals="InProgress")["TrainingJobSummaries"]
+        running += sagemaker.list_transform_jobs(StatusEquals="InProgress")["TransformJobSummaries"]
+        if not running:
+            return
+        time.sleep(0.5)
+
+
 def test_imdb_web_app_runs_and_cleans_up(emulator, client, tmp_path):
+    _wait_for_other_jobs(client)
     before = inventory(client)
     with open_target(TargetSettings(name="local", endpoint_url=emulator.url), log=lambda *_: None) as target:
         result = imdb_web_app.run(target, tmp_path, log=lambda *_: None)

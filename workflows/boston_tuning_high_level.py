@@ -8,6 +8,7 @@ this at all (no tuning); sagelocal runs every child job for real.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from workflows import boston, steps
@@ -58,7 +59,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
         },
     )
     # The SDK's default name has minute resolution; two runs in one minute would collide.
-    job_name = time.strftime("boston-tuning-%y%m%d-%H%M%S", time.gmtime())
+    # 32 characters at most; the suffix keeps two runs in the same second apart, as names must be.
+    job_name = time.strftime("boston-tuning-%y%m%d-%H%M%S", time.gmtime()) + f"-{uuid.uuid4().hex[:4]}"
     log(f"tuning job {job_name}: {MAX_JOBS} training jobs, {MAX_PARALLEL_JOBS} at a time...")
     tuner.fit(steps.training_inputs(locations), job_name=job_name)
     tuner.wait()

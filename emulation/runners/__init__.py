@@ -25,10 +25,6 @@ from emulation.containers.images import ContainerImage
 
 Mode = Literal["train", "serve", "process"]
 
-#: The environment variable through which a runner that runs a job's hosts side by side tells each
-#: container where the others are (JSON: host name -> address), where DNS would on SageMaker.
-HOST_ADDRESSES_VARIABLE = "SAGELOCAL_HOST_ADDRESSES"
-
 
 @dataclass(frozen=True)
 class Limits:

@@ -22,12 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from emulation.containers import HOST_ADDRESSES_VARIABLE
 from emulation.containers.images import ContainerImage
 from emulation.containers.scriptmode.training import decode_hyperparameters, runs_user_script
 from emulation.containment import EscapeError, contained, extract_tar
 from emulation.moto_bridge import S3Location
 from emulation.protocol import ValidationError
-from emulation.runners import HOST_ADDRESSES_VARIABLE, Container, algorithm_error
+from emulation.runners import Container, algorithm_error
 from emulation.sagemaker import instances
 from emulation.sagemaker.state import snapshot, utcnow
 

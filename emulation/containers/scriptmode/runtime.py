@@ -36,11 +36,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from emulation import sandbox
+from emulation.containers import HOST_ADDRESSES_VARIABLE
 from emulation.containers.environments import EnvironmentCache, RequirementsError, requirement_lines
 from emulation.containers.images import ContainerImage
 from emulation.containers.scriptmode import training
 from emulation.containers.scriptmode.process import Launch, ScriptContainer, SetupFailed
-from emulation.runners import HOST_ADDRESSES_VARIABLE, ContainerStartError, ExitStatus, Mode
+from emulation.runners import ContainerStartError, ExitStatus, Mode
 
 CONTAINER_ROOT = "/opt/ml"
 #: The project's own root: serving containers import their server from it.

@@ -15,7 +15,7 @@ xgboost 0.90 ships no tracker (its image carried a patched copy of dmlc's), so a
 with a clear reason.
 
 Host names resolve through DNS, as on SageMaker; a runner that runs the hosts side by side on one
-machine gives the containers a host map instead (:data:`emulation.runners.HOST_ADDRESSES_VARIABLE`).
+machine gives the containers a host map instead (:data:`emulation.containers.HOST_ADDRESSES_VARIABLE`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any
 
 import xgboost
 
+from emulation.containers import HOST_ADDRESSES_VARIABLE
 from emulation.containers.xgboost import AlgorithmError
-from emulation.runners import HOST_ADDRESSES_VARIABLE
 
 FIRST_PORT = 9099
 #: How long a host waits for a name to resolve and for the tracker to answer, as the image retries.
