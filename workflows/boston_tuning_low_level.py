@@ -7,6 +7,7 @@ BestTrainingJob -> create_model -> batch transform -> RMSE.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from workflows import boston, steps
@@ -47,7 +48,8 @@ def run(target: Target, output_dir: Path, log=print) -> WorkflowResult:
     locations = boston.upload_split(target, split, PREFIX)
 
     image = steps.xgboost_image(target.region)
-    tuning_name = time.strftime("tuning-job-%y%m%d-%H%M%S", time.gmtime())
+    # 32 characters at most; the suffix keeps two runs in the same second apart, as names must be.
+    tuning_name = time.strftime("tuning-job-%y%m%d-%H%M%S", time.gmtime()) + f"-{uuid.uuid4().hex[:4]}"
     sagemaker.create_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=tuning_name,
         HyperParameterTuningJobConfig={
